@@ -1,0 +1,255 @@
+"""The engine's public functions: train, store, detect, evaluate. The CLI and dashboard call these only."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from engine.config import TrainConfig
+from engine.denoisers import get_extractor
+from engine.detect import correlate, decide, scores_and_decisions
+from engine.device import default_device
+from engine.errors import ConfigError
+from engine.fingerprint import Fingerprint
+from engine.images import LoadedImage, center_crop, expand_sources, load_images
+from engine.methods import fit
+from engine.metrics import detection_metrics
+from engine.names import validate_name
+from engine.residuals import compute_residuals
+from engine.splits import split_half, take
+from engine.store import Store
+from engine.train import ProgressFn
+
+ALGORITHM_VERSION = "dif-lineage-train-1"
+ResidualProgress = Callable[[int, int], None]
+
+
+def crop_images(images: Sequence[LoadedImage], crop: int, pad: bool = False) -> list[LoadedImage]:
+    """Centre-crop already decoded images (loaded with ``crop=None``) to ``crop``."""
+    out = []
+    for im in images:
+        if im.pixels.shape[:2] == (crop, crop):
+            out.append(im)
+            continue
+        notes = list(im.notes)
+        pixels = center_crop(im.pixels, crop, pad=pad, name=im.source, notes=notes)
+        out.append(replace(im, pixels=pixels, notes=tuple(notes)))
+    return out
+
+
+def residuals_of(
+    images: Sequence[LoadedImage],
+    extractor: str,
+    crop: int,
+    border: int,
+    store: Store | None = None,
+    device: torch.device | None = None,
+    pad: bool = False,
+    progress: ResidualProgress | None = None,
+) -> torch.Tensor:
+    """Residuals of ``images`` (any size >= crop) for one geometry, through the store's cache."""
+    ext = get_extractor(extractor, device or default_device())
+    cropped = crop_images(images, crop, pad)
+    return compute_residuals(cropped, ext, border, cache=store.residuals if store else None, progress=progress)
+
+
+def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig, extractor_id: str) -> str:
+    """Content hash of (training files' bytes, config): the identity of a training run."""
+    payload = {
+        "real": sorted(im.sha256 for im in real),
+        "fake": sorted(im.sha256 for im in fake),
+        "config": config.to_dict(),
+        "extractor_id": extractor_id,
+        "algorithm": ALGORITHM_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def train_fingerprint(
+    name: str,
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
+    config: TrainConfig = TrainConfig(),
+    store: Store | None = None,
+    device: torch.device | None = None,
+    progress: ProgressFn | None = None,
+    residual_progress: ResidualProgress | None = None,
+    metadata: dict | None = None,
+    reuse: bool = True,
+) -> tuple[Fingerprint, bool]:
+    """Train (or fetch from the store) the fingerprint of ``fake`` against ``real``.
+
+    Returns (fingerprint, cache_hit). The fingerprint is saved under ``name`` when a store is given.
+    """
+    validate_name(name)
+    if not real or not fake:
+        raise ConfigError("training needs at least one real and one generated image")
+    device = device or default_device()
+    ext = get_extractor(config.extractor, device)
+    key = train_key(real, fake, config, ext.cache_id)
+    if store is not None and reuse:
+        hit = store.find_by_train_key(key)
+        if hit is not None:
+            if hit.name != name or (metadata and metadata != hit.metadata):
+                hit.name = name
+                if metadata:
+                    hit.metadata = dict(metadata)
+                store.save(hit)
+            return hit, True
+    total = len(real) + len(fake)
+
+    def combined(done: int, _n: int, offset: int = 0) -> None:
+        if residual_progress:
+            residual_progress(offset + done, total)
+
+    res_real = residuals_of(real, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, 0))
+    res_fake = residuals_of(fake, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, len(real)))
+    result = fit(config.method, res_real, res_fake, config, device, progress)
+    fp = Fingerprint(
+        name=name,
+        method=config.method,
+        tensor=result.tensor,
+        mu_real=0.0,
+        mu_fake=0.0,
+        config=config.to_dict(),
+        extractor=config.extractor,
+        extractor_id=ext.cache_id,
+        crop=config.crop,
+        border=config.border,
+        seed=config.seed,
+        n_real=len(real),
+        n_fake=len(fake),
+        train_files={"real": [im.sha256 for im in real], "fake": [im.sha256 for im in fake]},
+        train_key=key,
+        history=result.history,
+        seconds=round(result.seconds, 3),
+        metadata=dict(metadata or {}),
+    )
+    rho = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
+    rho_real, rho_fake = rho[: len(real)], rho[len(real) :]
+    if config.method != "dif" and len(fake) > 1:
+        # a mean fingerprint contains each training image: score each one against the mean of the others
+        rho_fake = leave_one_out_rho(fp, res_fake)
+    fp.mu_real, fp.mu_fake = float(rho_real.mean()), float(rho_fake.mean())
+    fp.train_rho_real, fp.train_rho_fake = rho_real.astype(np.float32), rho_fake.astype(np.float32)
+    fp.train_metrics = metrics_from_rho(fp, rho_real, rho_fake)
+    if store is not None:
+        store.save(fp)
+    return fp, False
+
+
+def leave_one_out_rho(fp: Fingerprint, res_fake: torch.Tensor) -> np.ndarray:
+    """Correlation of each generated training image with the mean fingerprint of the others."""
+    from engine.methods import features
+
+    feats = features(fp.method, res_fake)
+    n = feats.shape[0]
+    others = (fp.tensor.unsqueeze(0) * n - feats) / (n - 1)
+    from engine.correlation import rho_matrix
+
+    return np.array([rho_matrix(feats[i : i + 1], others[i : i + 1], mode=fp.correlation)[0, 0].item() for i in range(n)])
+
+
+def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:
+    rho = np.concatenate([rho_real, rho_fake])
+    labels = np.concatenate([np.zeros(len(rho_real)), np.ones(len(rho_fake))])
+    scores, preds = scores_and_decisions(fp, rho)
+    out = detection_metrics(labels, preds, scores)
+    out.update({"mu_real_observed": float(np.mean(rho_real)) if len(rho_real) else None, "mu_fake_observed": float(np.mean(rho_fake)) if len(rho_fake) else None})
+    return out
+
+
+def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False, progress: ResidualProgress | None = None) -> np.ndarray:
+    """N images x M fingerprints correlations; one residual pass per distinct geometry, not per model."""
+    out = np.zeros((len(images), len(fingerprints)))
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    for j, fp in enumerate(fingerprints):
+        groups.setdefault((fp.extractor, fp.crop, fp.border), []).append(j)
+    for (extractor, crop, border), idx in groups.items():
+        res = residuals_of(images, extractor, crop, border, store, device, pad, progress)
+        out[:, idx] = correlate([fingerprints[j] for j in idx], res)
+    return out
+
+
+def evaluate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None) -> dict:
+    """Detection metrics of ``fp`` on real and generated images."""
+    rho = rho_for([fp], list(real) + list(fake), store, device)[:, 0]
+    return metrics_from_rho(fp, rho[: len(real)], rho[len(real) :])
+
+
+def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False) -> list[dict]:
+    """Per image: rho, signed score and the threshold-free label."""
+    rho = rho_for([fp], images, store, device, pad)[:, 0]
+    scores, preds = scores_and_decisions(fp, rho)
+    return [
+        {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name}
+        for im, r, s, p in zip(images, rho, scores, preds)
+    ]
+
+
+def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:
+    """Group-aware seeded halves of the images under ``folder``."""
+    files = expand_sources([folder])
+    try:
+        return split_half(files, seed)
+    except ValueError as exc:
+        raise ConfigError(f"{folder}: {exc}") from None
+
+
+def train_from_folders(
+    name: str,
+    real_dir: str | Path,
+    fake_dir: str | Path,
+    config: TrainConfig = TrainConfig(),
+    train_size: int | None = None,
+    store: Store | None = None,
+    device: torch.device | None = None,
+    progress: ProgressFn | None = None,
+    residual_progress: ResidualProgress | None = None,
+    strict: bool = False,
+    metadata: dict | None = None,
+    evaluate_test: bool = True,
+) -> dict:
+    """The ``dif train`` contract: split each folder in halves, train on N + N, test on the held-out halves."""
+    real_train_files, real_test_files = split_folder(real_dir, config.seed)
+    fake_train_files, fake_test_files = split_folder(fake_dir, config.seed)
+    real_train_files = take(real_train_files, train_size, config.seed)
+    fake_train_files = take(fake_train_files, train_size, config.seed)
+    real_train, bad1 = load_images(real_train_files, crop=None, strict=strict)
+    fake_train, bad2 = load_images(fake_train_files, crop=None, strict=strict)
+    skipped = [str(e) for e in bad1 + bad2]
+    real_train = _usable(real_train, config, skipped)
+    fake_train = _usable(fake_train, config, skipped)
+    fp, cached = train_fingerprint(name, real_train, fake_train, config, store, device, progress, residual_progress, metadata)
+    result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None}
+    if evaluate_test:
+        real_test, bad3 = load_images(real_test_files, crop=None, strict=strict)
+        fake_test, bad4 = load_images(fake_test_files, crop=None, strict=strict)
+        skipped += [str(e) for e in bad3 + bad4]
+        real_test = _usable(real_test, config, skipped)
+        fake_test = _usable(fake_test, config, skipped)
+        metrics = evaluate(fp, real_test, fake_test, store, device)
+        fp.test_metrics = metrics
+        if store is not None:
+            store.save(fp)
+        result["test_metrics"] = metrics
+    return result
+
+
+def _usable(images: list[LoadedImage], config: TrainConfig, skipped: list[str]) -> list[LoadedImage]:
+    """Drop (and report) images smaller than the crop unless padding was asked for."""
+    if config.pad:
+        return images
+    keep = []
+    for im in images:
+        h, w = im.pixels.shape[:2]
+        if h < config.crop or w < config.crop:
+            skipped.append(f"{im.source}: image is {w}x{h}, smaller than the {config.crop}x{config.crop} crop")
+        else:
+            keep.append(im)
+    return keep

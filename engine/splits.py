@@ -1,0 +1,60 @@
+"""Deterministic, group-aware train/test splits.
+
+Files that share content must not land on both sides: tiles of one photo
+(``<scene>_<row>_<col>.png``) and images of one prompt (``<prompt>_<tag>-<k>.png``) form a group.
+Groups are shuffled with the seed and assigned whole to the train half until it holds about half
+of the files.
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+T = TypeVar("T")
+_TILE = re.compile(r"^(?P<group>.+)_\d+_\d+$")
+_PROMPT = re.compile(r"^(?P<group>.+)_[A-Za-z]+-\d+$")
+
+
+def group_of(path: str | Path) -> str:
+    """The content group of a file name (its stem when no pattern applies)."""
+    stem = Path(path).stem
+    for pattern in (_TILE, _PROMPT):
+        match = pattern.match(stem)
+        if match:
+            return match.group("group")
+    return stem
+
+
+def split_half(items: Sequence[T], seed: int, key=lambda x: x) -> tuple[list[T], list[T]]:
+    """Split into (train, test) halves by group; deterministic for a seed and input order."""
+    groups: "OrderedDict[str, list[T]]" = OrderedDict()
+    for item in items:
+        groups.setdefault(group_of(key(item)), []).append(item)
+    names = sorted(groups)
+    random.Random(seed).shuffle(names)
+    target = len(items) / 2
+    train: list[T] = []
+    test: list[T] = []
+    for name in names:
+        members = groups[name]
+        # put the group where it brings that side closer to half
+        if len(train) + len(members) / 2 <= target:
+            train.extend(members)
+        else:
+            test.extend(members)
+    if not train or not test:
+        raise ValueError("cannot split: fewer than two content groups")
+    return train, test
+
+
+def take(items: Sequence[T], n: int | None, seed: int) -> list[T]:
+    """A seeded subset of ``n`` items (all of them when n is None or too large)."""
+    items = list(items)
+    if n is None or n >= len(items):
+        return items
+    rng = random.Random(seed + 1)
+    picked = sorted(rng.sample(range(len(items)), n))
+    return [items[i] for i in picked]
