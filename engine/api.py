@@ -235,6 +235,7 @@ def train_from_folders(
         fake_test = _usable(fake_test, config, skipped)
         metrics = evaluate(fp, real_test, fake_test, store, device)
         fp.test_metrics = metrics
+        fp.test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         if store is not None:
             store.save(fp)
         result["test_metrics"] = metrics

@@ -52,6 +52,7 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "seconds": ((float, int), False),
     "metadata": ((dict,), False),
     "calibration": ((dict,), False),
+    "test_files": ((dict,), False),
 }
 
 
@@ -82,6 +83,7 @@ class Fingerprint:
     seconds: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    test_files: dict[str, list[str]] = field(default_factory=dict)  # held-out image paths (for cross-detection)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version: str = __version__
 
@@ -119,6 +121,7 @@ class Fingerprint:
             "seconds": float(self.seconds),
             "metadata": self.metadata,
             "calibration": self.calibration,
+            "test_files": self.test_files,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -255,6 +258,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         seconds=float(card.get("seconds", 0.0)),
         metadata=card.get("metadata", {}),
         calibration=card.get("calibration", {}),
+        test_files=card.get("test_files", {}),
         created=card["created"],
         version=card["version"],
     )
