@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: a thin UI over the ``engine`` API (no method logic lives here)."""

@@ -1,0 +1,83 @@
+"""Cross-detection and lineage results for the pages, memoised per process by the models' train keys.
+
+The engine caches residuals; on top of that the finished matrix for a given set of models is kept
+in a small process-wide table, so revisiting a page, or a second session asking for the same
+models, is instant. Progress is shown only when the matrix is actually computed.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import streamlit as st
+
+from dashboard.optional import engine_module
+from dashboard.state import get_store, memo, store_root
+from engine.errors import ConfigError
+from engine.fingerprint import Fingerprint
+
+
+def require(name: str, feature: str):
+    """The engine module or a one-line ConfigError saying this install lacks the feature."""
+    module = engine_module(name)
+    if module is None:
+        raise ConfigError(f"{feature} is not available in this install (engine.{name} is missing)")
+    return module
+
+
+def load_models(names: Sequence[str]) -> list[Fingerprint]:
+    store = get_store()
+    return [store.load(n) for n in names]
+
+
+def cross_for(names: Sequence[str]):
+    """CrossResult for ``names`` (in that order), computed once per process per set of trained models."""
+    if len(names) < 1:
+        raise ConfigError("select at least one model")
+    cross = require("cross", "cross-detection")
+    fps = load_models(names)
+    key = (store_root(), tuple((fp.name, fp.train_key) for fp in fps))
+    table = memo("cross")
+    hit = table.peek(key)
+    if hit is not None:
+        return cross.CrossResult.from_dict(hit)
+    box = st.empty()
+    bar = box.progress(0.0, text=f"Cross-detection of {len(fps)} models...")
+
+    def progress(*args: Any) -> None:
+        done, total = args[-2], args[-1]
+        stage = f"{args[0]}: " if len(args) > 2 else ""
+        bar.progress(min(1.0, float(done) / max(float(total), 1.0)), text=f"Cross-detection, {stage}{done}/{total}")
+
+    result = table.get_or_compute(key, lambda: cross.cross_detect(fps, store=get_store(), progress=progress).to_dict())
+    box.empty()
+    return cross.CrossResult.from_dict(result)
+
+
+def default_params() -> dict[str, Any]:
+    """The engine's default lineage thresholds as a plain dict."""
+    lineage = require("lineage", "lineage inference")
+    from dataclasses import asdict
+
+    return asdict(lineage.LineageParams())
+
+
+def lineage_graph(cross_result, metadata: dict[str, dict] | None, params: dict[str, Any]):
+    lineage = require("lineage", "lineage inference")
+    return lineage.infer_lineage(cross_result, metadata, lineage.LineageParams(**params))
+
+
+def family_groups(cross_result) -> list[list[str]]:
+    """Families (as name lists, largest first) under the default thresholds; singletons when unavailable."""
+    lineage = engine_module("lineage")
+    if lineage is None:
+        return [[n] for n in cross_result.names]
+    graph = lineage_graph(cross_result, None, default_params())
+    groups = [sorted(group) for group in lineage.families(graph)]
+    return sorted(groups, key=lambda g: (-len(g), g[0] if g else ""))
+
+
+def family_order(cross_result) -> list[str]:
+    """Model names ordered so that families sit together."""
+    order = [n for group in family_groups(cross_result) for n in group]
+    rest = [n for n in cross_result.names if n not in order]
+    return order + rest

@@ -1,0 +1,152 @@
+"""Models page: the store as a table, training with live progress, per-model view, import/export."""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.figures import enlarge, spectrum8, to_rgb8
+from dashboard.state import get_store, server_paths_allowed
+from dashboard.training import TrainRequest, run_training
+from dashboard.ui import guarded
+from dashboard.uploads import read_uploads
+from engine.config import METHODS, TrainConfig
+from engine.errors import ConfigError
+from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
+from engine.names import validate_name
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
+
+
+def model_table() -> None:
+    """All stored models, one row each; unreadable entries are listed as warnings."""
+    store = get_store()
+    rows, broken = [], []
+    for name, fp, problem in store.scan():
+        if fp is None:
+            broken.append(f"{name}: {problem}")
+            continue
+        acc = fp.test_metrics.get("accuracy") if fp.test_metrics else None
+        rows.append(
+            {
+                "name": fp.name,
+                "method": fp.method,
+                "train generated": fp.n_fake,
+                "train real": fp.n_real,
+                "held-out accuracy": None if acc is None else round(100 * float(acc), 1),
+                "extractor": fp.extractor,
+                "crop": fp.crop,
+                "created": fp.created,
+            }
+        )
+    st.subheader(f"Models in the store ({len(rows)})")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_table")
+    else:
+        st.info("The store has no models yet: add one below, or run `dif serve` without --no-demo to get the demo zoo.")
+    for line in broken:
+        st.warning(f"unreadable entry {line}")
+
+
+def _config_inputs() -> TrainConfig:
+    d = TrainConfig()
+    c1, c2, c3 = st.columns(3)
+    extractors = available_extractors()
+    method = c1.selectbox("Method", METHODS, index=METHODS.index(d.method), key="tr_method")
+    extractor = c1.selectbox("Residual extractor", extractors, index=extractors.index(DEFAULT_EXTRACTOR) if DEFAULT_EXTRACTOR in extractors else 0, key="tr_extractor")
+    crop = c2.number_input("Crop", min_value=32, max_value=1024, value=d.crop, step=8, key="tr_crop")
+    border = c2.number_input("Border", min_value=0, max_value=64, value=d.border, step=1, key="tr_border")
+    steps = c3.number_input("Steps", min_value=1, max_value=100_000, value=d.steps, step=50, key="tr_steps")
+    batch = c3.number_input("Batch", min_value=2, max_value=1024, value=d.batch, step=2, key="tr_batch")
+    return TrainConfig(method=method, extractor=extractor, crop=int(crop), border=int(border), steps=int(steps), batch=int(batch))
+
+
+def add_model() -> None:
+    """Form for a new model; the training itself runs below it with progress and a cancel button."""
+    with st.expander("Add a model", expanded=False):
+        name = st.text_input("Model name", key="tr_name", help="1-64 of A-Z a-z 0-9 . _ - +")
+        sources = ["Upload images or a zip"] + (["Folders on the server"] if server_paths_allowed() else [])
+        mode = st.radio("Images from", sources, horizontal=True, key="tr_mode")
+        fake_files = real_files = None
+        fake_dir = real_dir = ""
+        if mode == sources[0]:
+            fake_files = st.file_uploader("Generated images (the model's outputs)", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_fake")
+            real_files = st.file_uploader("Real photos", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_real")
+        else:
+            fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
+            real_dir = st.text_input("Folder of real photos", key="tr_real_dir")
+            st.caption("Each folder is split in seeded halves: one trains, the other measures held-out accuracy.")
+        with guarded("training settings"):
+            config = _config_inputs()
+        overwrite = st.checkbox("Replace a model of the same name", key="tr_overwrite")
+        go = st.button("Train", type="primary", key="tr_go")
+    if st.session_state.pop("tr_cancelled_flag", False):
+        st.warning("Training cancelled; nothing was stored.")
+    if not go:
+        return
+    with guarded("training"):
+        validate_name(name, "model name")
+        if get_store().exists(name) and not overwrite:
+            raise ConfigError(f"a model named {name!r} already exists (tick 'Replace' or choose another name)")
+        if mode == sources[0]:
+            fake, real = read_uploads(fake_files), read_uploads(real_files)
+            for line in fake.problems + real.problems:
+                st.warning(f"skipped {line}")
+            request = TrainRequest(name=name, config=config, fake_images=fake.images, real_images=real.images)
+        else:
+            request = TrainRequest(name=name, config=config, fake_dir=fake_dir.strip(), real_dir=real_dir.strip())
+        st.button("Cancel training", key="tr_cancel", on_click=lambda: st.session_state.update(tr_cancelled_flag=True))
+        fp = run_training(request, get_store())
+        st.success(f"Stored {fp.name}: mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}")
+
+
+def model_detail() -> None:
+    """The fingerprint and its spectrum (the paper's Fig. 2 view), the card, download and delete."""
+    store = get_store()
+    names = store.names()
+    if not names:
+        return
+    st.subheader("Model details")
+    name = st.selectbox("Model", names, key="detail_model")
+    with guarded(f"model {name}"):
+        fp = store.load(name)
+        c1, c2 = st.columns(2)
+        c1.image(enlarge(to_rgb8(fp.tensor)), caption=f"fingerprint {fp.size}x{fp.size}", width="stretch")
+        c2.image(enlarge(spectrum8(fp.tensor)), caption="centred log-magnitude FFT", width="stretch")
+        if fp.history:
+            hist = pd.DataFrame(fp.history).set_index("step")[["batch_mu_real", "batch_mu_fake"]]
+            st.line_chart(hist.rename(columns={"batch_mu_real": "mu_real", "batch_mu_fake": "mu_generated"}), height=200)
+        with st.expander("Card"):
+            card = fp.card()
+            card.pop("train_files", None)
+            card.pop("history", None)
+            st.json(card, expanded=1)
+        d1, d2 = st.columns(2)
+        d1.download_button("Download model file", data=store.raw(name), file_name=f"{name}.dif.safetensors", mime="application/octet-stream", key="dl_model")
+        confirm = d2.checkbox(f"Yes, delete {name}", key=f"confirm_delete_{name}")
+        if d2.button("Delete", disabled=not confirm, key="delete_model"):
+            store.delete(name)
+            st.toast(f"Deleted {name}")
+            time.sleep(0.2)
+            st.rerun()
+
+
+def import_model() -> None:
+    """Add a model from a file exported with ``dif export`` or the download button."""
+    with st.expander("Import a model file"):
+        upload = st.file_uploader("Model file (.safetensors)", type=["safetensors"], key="import_file")
+        new_name = st.text_input("Store it as (optional)", key="import_name")
+        overwrite = st.checkbox("Replace a model of the same name", key="import_overwrite")
+        if st.button("Import", disabled=upload is None, key="import_go") and upload is not None:
+            with guarded("import"):
+                fp = get_store().import_bytes(upload.getvalue(), source=upload.name[:120], name=new_name.strip() or None, overwrite=overwrite)
+                st.success(f"Imported {fp.name}")
+
+
+st.title("Models")
+with guarded("model table"):
+    model_table()
+add_model()
+model_detail()
+import_model()
