@@ -280,22 +280,24 @@ def to_graphml(graph: nx.DiGraph, path: str | Path) -> Path:
 
 
 def layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
-    """Deterministic tree layout: families side by side, each drawn top-down from its root
-    (the parent-less node of directed edges, else the node with the largest summed affinity)."""
+    """Deterministic tree layout: families side by side, each drawn top-down: by generation when all
+    its edges are oriented, else breadth-first from the node with the largest summed affinity."""
     pos: dict[str, tuple[float, float]] = {}
     x0 = 0.0
     for fam in families(graph):
         sub = graph.subgraph(fam)
         und = sub.to_undirected()
-        roots = [n for n in fam if not any(d.get("directed") for _, _, d in sub.in_edges(n, data=True))]
-        strength = {n: sum(d.get("affinity", 0.0) for _, _, d in und.edges(n, data=True)) for n in fam}
-        root = max(roots or fam, key=lambda n: (strength[n], [-ord(ch) for ch in n]))
-        depth = {root: 0}
-        for comp in nx.connected_components(und):
-            start = root if root in comp else min(comp)
-            depth.setdefault(start, 0)
-            for a, b in nx.bfs_edges(und, start):
-                depth[b] = depth[a] + 1
+        depth: dict[str, int] = {}
+        if sub.number_of_edges() and all(d.get("directed") for _, _, d in sub.edges(data=True)):
+            for level, members in enumerate(nx.topological_generations(sub)):  # oriented: parents above children
+                depth.update({n: level for n in members})
+        else:
+            strength = {n: sum(d.get("affinity", 0.0) for _, _, d in und.edges(n, data=True)) for n in fam}
+            for comp in sorted(nx.connected_components(und), key=min):
+                start = max(sorted(comp), key=lambda n: strength[n])
+                depth[start] = 0
+                for a, b in nx.bfs_edges(und, start):
+                    depth[b] = depth[a] + 1
         levels: dict[int, list[str]] = {}
         for n in sorted(fam):
             levels.setdefault(depth.get(n, 0), []).append(n)
@@ -404,7 +406,7 @@ def to_png(graph: nx.DiGraph, path: str | Path, size: tuple[int, int] = (1000, 6
             color = _palette(int(d.get("family", 0)))
             draw.ellipse([x - 14, y - 14, x + 14, y + 14], fill=color, outline=(40, 40, 40))
             draw.text((x - 3 * len(n), y + 18), n, fill=(0, 0, 0), font=font)
-    draw.text((10, 10), "dotted/undirected edges: direction unknown; arrows only from metadata", fill=(90, 90, 90), font=font)
+    draw.text((10, 10), "edges without an arrow: direction unknown (arrows come only from metadata); labels C[u][v]/C[v][u]", fill=(90, 90, 90), font=font)
     path = Path(path)
     img.save(path, format="PNG")
     return path

@@ -39,7 +39,7 @@ class ZooConfig:
     """Sizes of the zoo. The defaults build in a few minutes on 2 CPU cores; tests pass smaller ones.
 
     ``method`` is the fingerprint method of the zoo's models. The default is ``marra18`` (the mean
-    residual, fitted in milliseconds): at this budget (64-pixel crops, 32 + 32 training images, about
+    residual, fitted in milliseconds): at this budget (64-pixel crops, 32-48 + 32-48 training images, about
     100 U-Net steps) the DIF U-Net stayed near chance on these generators in our measurement while the
     mean residual separated the families; ``method="dif"`` builds the same zoo with DIF fingerprints.
     """
@@ -53,8 +53,8 @@ class ZooConfig:
     style_steps: int = 50
     lr: float = 2e-3
     finetune_lr: float = 5e-4
-    n_train: int = 32  # generated + as many real training images per fingerprint
-    n_test: int = 32  # generated + as many real held-out images per model
+    n_train: int = 48  # generated + as many real training images per fingerprint
+    n_test: int = 48  # generated + as many real held-out images per model
     method: str = "marra18"
     extractor: str = "wavelet"
     border: int = 0
