@@ -112,7 +112,7 @@ class Fingerprint:
             "n_fake": self.n_fake,
             "train_files": self.train_files,
             "train_key": self.train_key,
-            "tensor_sha256": tensor_digest(self.tensor),
+            "tensor_sha256": tensors_digest(self.tensor, self.train_rho_real, self.train_rho_fake),
             "created": self.created,
             "version": self.version,
             "train_metrics": self.train_metrics,
@@ -153,8 +153,14 @@ class Fingerprint:
         return parse_fingerprint(data, source)
 
 
-def tensor_digest(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+def tensors_digest(tensor: torch.Tensor, rho_real, rho_fake) -> str:
+    """SHA-256 over the fingerprint and the calibration vectors: any flipped bit is detected."""
+    h = hashlib.sha256()
+    h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    for vec in (rho_real, rho_fake):
+        arr = vec.numpy() if isinstance(vec, torch.Tensor) else np.asarray(vec)
+        h.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
+    return h.hexdigest()
 
 
 def _header(data: bytes, source: str) -> dict:
@@ -224,7 +230,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
     tensor = tensors["fingerprint"]
     if not torch.isfinite(tensor).all():
         raise StoreError(f"{source}: fingerprint contains NaN or infinite values")
-    if tensor_digest(tensor) != card["tensor_sha256"]:
+    if tensors_digest(tensor, tensors["train_rho_real"], tensors["train_rho_fake"]) != card["tensor_sha256"]:
         raise StoreError(f"{source}: checksum mismatch (fingerprint data was altered or corrupted)")
     for key in ("mu_real", "mu_fake"):
         if not math.isfinite(float(card[key])):

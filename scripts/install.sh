@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything DIF Lineage needs on a fresh Debian machine (idempotent).
+#   bash scripts/install.sh            # engine + dashboard
+#   bash scripts/install.sh --test     # + test tools and the Chromium the browser tests drive
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+PY=${PYTHON:-python3}
+# The CPU build of torch (a plain `pip install torch` may pull a multi-GB CUDA build).
+$PY -c "import torch" 2>/dev/null || $PY -m pip install -q torch==2.13.0
+if [ "${1:-}" = "--test" ]; then
+  $PY -m pip install -q -e ".[test]"
+  if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+else
+  $PY -m pip install -q -e .
+fi

@@ -1,0 +1,108 @@
+"""The CLI contract: train --json fields, detect, list/show/export/import/rm, one-line errors."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from engine.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """One Marra18 and one DIF model trained through the CLI on the tiny data set."""
+    cache = tmp_path_factory.mktemp("cli_store")
+    common = ["--real", str(tiny_dataset["real"]), "--fake", str(tiny_dataset["fake"]), "--crop", "64", "--border", "8", "--extractor", "wavelet", "--cache", str(cache), "--json", "--quiet"]
+    outputs = {}
+    for name, method, extra in [("tiny-marra", "marra18", []), ("tiny-dif", "dif", ["--steps", "10", "--batch", "16", "--train-size", "12"])]:
+        buf = io.StringIO()
+        import contextlib
+
+        with contextlib.redirect_stdout(buf):
+            assert main(["train", "--name", name, "--method", method, *common, *extra]) == 0
+        outputs[name] = json.loads(buf.getvalue())
+    return cache, outputs
+
+
+def test_train_json_has_the_contract_fields(trained):
+    _, outputs = trained
+    for name, out in outputs.items():
+        for key in ("name", "method", "mu_real", "mu_fake", "train_size", "seconds", "accuracy", "acc_real", "acc_fake", "auc"):
+            assert key in out, key
+        assert out["name"] == name
+        assert 0.0 <= out["accuracy"] <= 1.0
+    assert outputs["tiny-dif"]["train_size"] == 12
+    # the mean-residual baseline separates this easy generator on held-out images
+    assert outputs["tiny-marra"]["accuracy"] > 0.9
+
+
+def test_detect_json_and_csv(trained, tiny_dataset, capsys):
+    cache, _ = trained
+    fake = sorted(tiny_dataset["fake"].iterdir())[:3]
+    code, out, _ = run(capsys, "detect", "--name", "tiny-marra", *map(str, fake), "--json", "--cache", str(cache))
+    rows = json.loads(out)["results"]
+    assert code == 0 and len(rows) == 3 and {r["label"] for r in rows} <= {"generated", "real"}
+    assert all(set(r) >= {"file", "rho", "score", "label"} for r in rows)
+    code, out, _ = run(capsys, "detect", "--name", "tiny-marra", str(tiny_dataset["real"]), "--csv", "--cache", str(cache))
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(table) == len(list(tiny_dataset["real"].iterdir()))
+
+
+def test_detect_reports_bad_files_and_keeps_going(trained, tiny_dataset, tmp_path, capsys):
+    cache, _ = trained
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    good = sorted(tiny_dataset["fake"].iterdir())[0]
+    code, out, err = run(capsys, "detect", "--name", "tiny-marra", str(good), str(bad), "--cache", str(cache))
+    assert code == 0 and str(good) in out and "broken.png: not a recognised image format" in err
+
+
+def test_list_show_export_import_rm(trained, tmp_path, capsys):
+    cache, _ = trained
+    code, out, _ = run(capsys, "list", "--json", "--cache", str(cache))
+    names = [m["name"] for m in json.loads(out)["models"]]
+    assert code == 0 and {"tiny-marra", "tiny-dif"} <= set(names)
+    code, out, _ = run(capsys, "show", "tiny-dif", "--cache", str(cache))
+    card = json.loads(out)
+    assert card["method"] == "dif" and card["config"]["steps"] == 10
+    target = tmp_path / "tiny.dif"
+    assert run(capsys, "export", "tiny-dif", str(target), "--cache", str(cache))[0] == 0
+    other = tmp_path / "other_store"
+    assert run(capsys, "import", str(target), "--cache", str(other))[0] == 0
+    assert run(capsys, "rm", "tiny-dif", "--cache", str(other))[0] == 0
+    code, out, _ = run(capsys, "list", "--json", "--cache", str(other))
+    assert json.loads(out)["models"] == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["show", "nope"], "no model named 'nope'"),
+        (["show", "../../etc/passwd"], "invalid name"),
+        (["train", "--name", "x", "--real", "/does/not/exist", "--fake", "/does/not/exist"], "folder not found"),
+        (["import", "/does/not/exist.dif"], "cannot read"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(argv, message, tmp_path, capsys):
+    code, out, err = run(capsys, *argv, "--cache", str(tmp_path / "s"))
+    assert code != 0 and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("dif") is None, reason="console script not installed")
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run(["dif", "show", "missing", "--cache", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("dif: error:") and "Traceback" not in proc.stderr
