@@ -19,7 +19,7 @@ from engine.errors import ConfigError
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 
 
-def attributions(images, names: list[str]):
+def attributions(images, names: list[str], raw: dict[str, bytes]):
     """Attribution per image, computed once per (images, models) in this session."""
     fps = load_models(names)
     key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps))
@@ -28,7 +28,7 @@ def attributions(images, names: list[str]):
         attribution = require("attribution", "attribution")
         with st.spinner(f"Scoring {len(images)} image(s) against {len(fps)} models..."):
             cache.clear()  # keep one result set per session: uploads are not hoarded in memory
-            cache[key] = attribution.attribute(images, fps, store=get_store())
+            cache[key] = attribution.attribute(images, fps, store=get_store(), data=[raw.get(im.source) for im in images])
     return cache[key], fps
 
 
@@ -93,7 +93,7 @@ elif uploads:
         if not chosen:
             raise ConfigError("no models selected: pick at least one model to compare against")
         if batch.images:
-            results, fps = attributions(batch.images, chosen)
+            results, fps = attributions(batch.images, chosen, batch.data)
             by_name = {fp.name: fp for fp in fps}
             for i, (image, result) in enumerate(zip(batch.images, results)):
                 with st.container(border=True):

@@ -54,7 +54,7 @@ def threshold_inputs(initial: dict[str, Any]) -> dict[str, Any]:
         if field in params:
             params[field] = col.slider(field.replace("_", " "), 0.0, 1.0, float(params[field]), 0.01, key=f"lin_{field}")
     if "affinity" in params:
-        options = ["min", "mean", "max"]
+        options = list(require("lineage", "lineage inference").AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
         params["affinity"] = c3.selectbox("affinity", options, index=options.index(current), key="lin_affinity")
     return params

@@ -1,0 +1,163 @@
+"""Real-browser test: ``streamlit run`` on 127.0.0.1 with the tiny store, driven by Playwright + Debian chromium.
+
+Opens every page, uploads a generated image on Attribute and checks its generator is ranked first,
+shares a Lineage view and opens the ``?report=`` link in a fresh browser context, and saves the
+screenshots the README shows (docs/screenshots/). Needs ``apt-get install chromium`` and
+``pip install playwright`` (never ``playwright install``: the system chromium is used).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the CI image
+    sync_playwright = None
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)", allow_module_level=True)
+if sync_playwright is None:
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> float:
+    start = time.time()
+    while time.time() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - start
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from test_dashboard import build_tiny_store
+
+    from engine.cli_serve import streamlit_command
+
+    info = build_tiny_store(tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    env = dict(os.environ, DIF_CACHE_DIR=str(info["store"]), DIF_DEMO="0", DIF_SERVER_PATHS="1")
+    proc = subprocess.Popen(streamlit_command(port, "127.0.0.1"), env=env, cwd=str(Path(__file__).resolve().parent.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield {"url": url, **info}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def _open(page, url: str, title: str) -> None:
+    page.goto(url)
+    expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=60_000)
+    _settle(page)
+
+
+def _settle(page, timeout: float = 90) -> None:
+    """Wait until the script run finishes (Streamlit shows a 'running' status widget meanwhile)."""
+    page.wait_for_timeout(500)
+    deadline = time.time() + timeout
+    while time.time() < deadline and page.locator('[data-testid="stStatusWidget"]').count() > 0:
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(300)
+
+
+def _no_traceback(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.content()
+
+
+def test_every_page_renders(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    for path, title in (("/", "Models"), ("/cross", "Cross-detection"), ("/lineage", "Lineage"), ("/attribute", "Attribute")):
+        _open(page, server["url"] + path, title)
+        _no_traceback(page)
+    _open(page, server["url"] + "/", "Models")
+    for name in server["names"]:
+        expect(page.get_by_text(name).first).to_be_attached()
+    page.close()
+
+
+def test_attribute_upload_ranks_its_model_first(server, browser):
+    from dashboard.optional import engine_module
+
+    if engine_module("attribution") is None:
+        pytest.skip("engine.attribution not installed yet")
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    _open(page, server["url"] + "/attribute", "Attribute")
+    image = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[-1]
+    page.locator('input[type="file"]').first.set_input_files(str(image))
+    expect(page.get_by_text(re.compile(r"from\s+gen1\b")).first).to_be_visible(timeout=120_000)
+    _settle(page)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    page.get_by_text("Residual and spectrum").first.click()
+    page.get_by_text("Metadata (EXIF, software, C2PA)").first.click()
+    expect(page.get_by_text("C2PA manifest present").first).to_be_visible(timeout=30_000)
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    page.wait_for_timeout(800)
+    _no_traceback(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "attribute.png"), full_page=True)
+    page.close()
+
+
+def test_lineage_share_link_opens_same_view(server, browser):
+    from dashboard.optional import engine_module
+
+    if engine_module("lineage") is None or engine_module("cross") is None:
+        pytest.skip("engine.cross / engine.lineage not installed yet")
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    _open(page, server["url"] + "/lineage", "Lineage")
+    _no_traceback(page)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "lineage.png"), full_page=True)
+    page.get_by_role("button", name="Share this view").click()
+    expect(page.get_by_text("Saved as report").first).to_be_visible(timeout=60_000)
+    page.wait_for_function("() => location.search.includes('report=')", timeout=30_000)
+    report_id = re.search(r"report=([0-9a-f]+)", page.url).group(1)
+    page.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})  # a teammate: fresh session, no cookies
+    other = context.new_page()
+    _open(other, f"{server['url']}/?report={report_id}", "Lineage")
+    expect(other.get_by_text(f"Shared report {report_id}").first).to_be_visible(timeout=60_000)
+    expect(other.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    _no_traceback(other)
+    context.close()
