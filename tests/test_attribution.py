@@ -1,0 +1,103 @@
+"""Attribution against the tiny zoo: own model first, real photos unknown, and the reliability warnings."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.attribution import UNKNOWN, attribute, high_frequency_ratio, image_warnings, jpeg_quality
+from engine.errors import ConfigError
+from engine.images import load_image
+from zoo_fixtures import tiny_zoo
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    store, manifest = tiny_zoo()
+    return store, [store.load(n) for n in manifest["models"]]
+
+
+def _held_out(fp, kind="fake"):
+    return [load_image(p, crop=None) for p in fp.test_files[kind]]
+
+
+@pytest.mark.parametrize("name", ["zoo-shuffle", "zoo-ft-style", "zoo-base"])
+def test_images_of_a_zoo_model_rank_their_own_model_first(zoo, name):
+    store, fps = zoo
+    fp = next(f for f in fps if f.name == name)
+    results = attribute(_held_out(fp), fps, store)
+    own = np.mean([r.verdict == name for r in results])
+    assert own >= 0.6, own
+    r = results[0]
+    assert len(r.ranking) == len(fps) and {row["model"] for row in r.ranking} == {f.name for f in fps}
+    claims = [row["claims"] for row in r.ranking]
+    assert claims == sorted(claims, reverse=True)  # claiming models come first
+
+
+def test_images_are_attributed_within_their_family(zoo):
+    store, fps = zoo
+    family = {f.name: f.metadata["family"] for f in fps}
+    for fp in fps:
+        results = attribute(_held_out(fp)[:24], fps, store)
+        right = np.mean([r.verdict != UNKNOWN and family[r.verdict] == family[fp.name] for r in results])
+        assert right >= 0.8, (fp.name, right)
+
+
+def test_real_photos_are_unknown(zoo):
+    store, fps = zoo
+    results = attribute(_held_out(fps[0], "real"), fps, store)
+    assert np.mean([r.verdict == UNKNOWN for r in results]) >= 0.9
+    assert all(not any(row["claims"] for row in r.ranking) for r in results if r.verdict == UNKNOWN)
+
+
+def test_no_models_is_a_config_error(zoo):
+    store, fps = zoo
+    with pytest.raises(ConfigError):
+        attribute(_held_out(fps[0])[:1], [], store)
+
+
+def _jpeg(arr: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_jpeg_quality_estimate_and_warning(zoo, tmp_path):
+    from skimage import data
+
+    photo = data.astronaut()[:256, :256]
+    for q in (30, 50, 75, 95):
+        assert jpeg_quality(_jpeg(photo, q)) == pytest.approx(q, abs=2)
+    png = io.BytesIO()
+    Image.fromarray(photo).save(png, format="PNG")
+    assert jpeg_quality(png.getvalue()) is None
+    path = tmp_path / "heavy.jpg"
+    path.write_bytes(_jpeg(photo, 60))
+    store, fps = zoo
+    (r,) = attribute([load_image(path, crop=None)], fps, store)
+    assert any("JPEG" in w and "quality 60" in w for w in r.warnings)
+    light = tmp_path / "light.jpg"
+    light.write_bytes(_jpeg(photo, 97))
+    assert not any("JPEG" in w for w in image_warnings(load_image(light, crop=None), 32))
+
+
+def test_small_and_upscaled_images_warn(zoo):
+    from skimage import data
+
+    store, fps = zoo
+    small = load_image(_png(data.coffee()[:20, :20]), crop=None)
+    (r,) = attribute([small], fps, store)
+    assert any("smaller than the 32x32 crop" in w for w in r.warnings)
+    photo = data.astronaut()
+    up = np.asarray(Image.fromarray(photo[:200, :200]).resize((400, 400), Image.BICUBIC))
+    assert high_frequency_ratio(up) < 0.02 < high_frequency_ratio(photo)
+    assert any("upscaled" in w for w in image_warnings(load_image(_png(up), crop=None), 32))
+    assert not any("upscaled" in w for w in image_warnings(load_image(_png(photo), crop=None), 32))
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    return buf.getvalue()
