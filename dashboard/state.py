@@ -1,4 +1,4 @@
-"""Process-wide resources shared by every browser session: one Store, one lock per heavy job.
+"""Process-wide resources shared by every browser session: one Store and a memo of heavy results.
 
 Streamlit runs each session's script in its own thread of one process, so the store is opened once
 (``st.cache_resource``) and heavy results are memoised in a small process-wide table keyed by the
@@ -71,9 +71,3 @@ class Memo:
 def memo(kind: str) -> Memo:
     """The process-wide memo table for one kind of result (e.g. ``"cross"``)."""
     return Memo()
-
-
-@st.cache_resource(show_spinner=False)
-def job_lock(kind: str) -> threading.Lock:
-    """A process-wide lock so that e.g. the demo zoo is built by one session at a time."""
-    return threading.Lock()
