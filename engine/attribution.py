@@ -3,7 +3,9 @@
 Every stored fingerprint scores the image (signed score: + means "closer to that model's generated
 mean than to its real mean"); the models whose detector claims the image are ranked by score and the
 best one is the verdict. When no detector claims it the answer is "unknown": the open set, since a
-new generator is far likelier than one of the few we know. A related model (a fine-tune) often
+new generator is far likelier than one of the few we know. A detector whose own held-out balanced
+accuracy is below ``MIN_DETECTOR_ACCURACY`` is still ranked but cannot decide the verdict (measured:
+a chance-level detector claimed half of the real photos). A related model (a fine-tune) often
 claims the image too: that is lineage, not an error, and the ranking shows it.
 
 Warnings name the conditions where the fingerprint is known to weaken (METHOD_NOTES: a 1-pixel shift
@@ -30,6 +32,7 @@ UNKNOWN = "unknown"
 JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known to weaken
 UPSCALE_RATIO_WARN = 0.02  # high- / mid-frequency energy; native photos measured 0.06-0.33, 2x bicubic 0.005-0.02
 UPSCALE_MIN_SIDE = 128  # smaller images give too noisy a spectrum to judge
+MIN_DETECTOR_ACCURACY = 0.6  # a detector at chance on its own held-out set would claim half of everything
 
 # IJG / JPEG Annex K luminance table at quality 50; only its sum is used, so the order does not matter.
 _STD_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
@@ -42,7 +45,7 @@ class Attribution:
 
     source: str
     verdict: str  # a model name or "unknown"
-    ranking: list[dict] = field(default_factory=list)  # per model: model, score, rho, claims
+    ranking: list[dict] = field(default_factory=list)  # per model: model, score, rho, claims, reliable
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
 
@@ -136,14 +139,32 @@ def attribute(
     pad = any(min(im.pixels.shape[:2]) < crop for im in images)
     rho = rho_for(fingerprints, images, store, device, pad=pad)
     per_model = [scores_and_decisions(fp, rho[:, j]) for j, fp in enumerate(fingerprints)]
+    accuracy = [detector_accuracy(fp) for fp in fingerprints]
+    reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
     out = []
     for i, image in enumerate(images):
         ranking = [
-            {"model": fp.name, "score": float(per_model[j][0][i]), "rho": float(rho[i, j]), "claims": bool(per_model[j][1][i])}
+            {"model": fp.name, "score": float(per_model[j][0][i]), "rho": float(rho[i, j]), "claims": bool(per_model[j][1][i]), "reliable": reliable[j]}
             for j, fp in enumerate(fingerprints)
         ]
-        ranking.sort(key=lambda r: (-r["claims"], -r["score"], r["model"]))
-        verdict = ranking[0]["model"] if ranking[0]["claims"] else UNKNOWN
+        ranking.sort(key=lambda r: (-(r["claims"] and r["reliable"]), -r["claims"], -r["score"], r["model"]))
+        top = ranking[0]
+        verdict = top["model"] if top["claims"] and top["reliable"] else UNKNOWN
         raw = data[i] if data is not None and i < len(data) else None
-        out.append(Attribution(image.source, verdict, ranking, image_warnings(image, crop, raw), image.sha256))
+        warnings = image_warnings(image, crop, raw)
+        warnings += [
+            f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy {accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
+            for j, fp in enumerate(fingerprints)
+            if not reliable[j] and per_model[j][1][i]
+        ]
+        out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256))
     return out
+
+
+def detector_accuracy(fp: Fingerprint) -> float | None:
+    """The detector's balanced accuracy on its held-out set (else on its training set), if recorded."""
+    for metrics in (fp.test_metrics, fp.train_metrics):
+        value = (metrics or {}).get("accuracy")
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            return float(value)
+    return None

@@ -101,3 +101,17 @@ def _png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_a_chance_level_detector_cannot_decide_the_verdict(zoo):
+    store, fps = zoo
+    shuffle = store.load("zoo-shuffle")
+    images = _held_out(shuffle)[:12]
+    before = attribute(images, [shuffle], store)
+    claimed = [r for r in before if r.verdict == "zoo-shuffle"]
+    assert claimed  # it normally claims its own images
+    shuffle.test_metrics = dict(shuffle.test_metrics, accuracy=0.5)
+    after = attribute(images, [shuffle], store)
+    assert all(r.verdict == UNKNOWN for r in after)
+    assert all(any("near chance" in w for w in r.warnings) for r, b in zip(after, before) if b.verdict == "zoo-shuffle")
+    assert all(row["reliable"] is False for r in after for row in r.ranking)
