@@ -14,7 +14,8 @@ from dashboard.demo import ensure_demo  # noqa: E402
 from dashboard.state import get_store, store_root  # noqa: E402
 from dashboard.ui import guarded  # noqa: E402
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+# not "pages/": Streamlit would also serve files there as stand-alone pages, bypassing this router
+VIEWS_DIR = Path(__file__).resolve().parent / "views"
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,10 +35,10 @@ def _sidebar() -> None:
 def main() -> None:
     st.set_page_config(page_title="DIF Lineage", page_icon=":material/fingerprint:", layout="wide")
     pages = {
-        "models": st.Page(PAGES_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="models", default=True),
-        "cross": st.Page(PAGES_DIR / "cross.py", title="Cross-detection", icon=":material/grid_on:", url_path="cross"),
-        "lineage": st.Page(PAGES_DIR / "lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
-        "attribute": st.Page(PAGES_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"),
+        "models": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="models", default=True),
+        "cross": st.Page(VIEWS_DIR / "cross.py", title="Cross-detection", icon=":material/grid_on:", url_path="cross"),
+        "lineage": st.Page(VIEWS_DIR / "lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
+        "attribute": st.Page(VIEWS_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"),
     }
     current = st.navigation(list(pages.values()))
     _sidebar()

@@ -198,7 +198,7 @@ def test_import_rejects_garbage_with_one_line(tiny):
 
 @needs("cross")
 def test_cross_page_heatmap(tiny):
-    at = app_on("pages/cross.py")
+    at = app_on("views/cross.py")
     no_errors(at)
     charts = at.get("plotly_chart")
     assert len(charts) == 1
@@ -211,7 +211,7 @@ def test_cross_page_heatmap(tiny):
 
 @needs("cross")
 def test_cross_page_no_models_selected_is_one_error(tiny):
-    at = app_on("pages/cross.py")
+    at = app_on("views/cross.py")
     at.multiselect(key="cross_models").set_value([]).run()
     assert not at.exception
     assert len(at.error) == 1 and "No models selected" in at.error[0].value
@@ -219,7 +219,7 @@ def test_cross_page_no_models_selected_is_one_error(tiny):
 
 @needs("lineage")
 def test_lineage_share_round_trip(tiny):
-    at = app_on("pages/lineage.py")
+    at = app_on("views/lineage.py")
     no_errors(at)
     assert len(at.get("plotly_chart")) == 1
     at.button(key="lin_share").click().run()
@@ -247,7 +247,7 @@ def test_lineage_bad_report_is_one_error(tiny):
 
 @needs("attribution")
 def test_attribute_ranks_generator_first(tiny):
-    at = app_on("pages/attribute.py")
+    at = app_on("views/attribute.py")
     no_errors(at)
     img = sorted(tiny["fake_dirs"]["gen1"].glob("*.png"))[-1]
     at.file_uploader(key="attr_upload").set_value([(img.name, img.read_bytes(), "image/png"), ("broken.png", b"not an image", "image/png")])
@@ -259,7 +259,7 @@ def test_attribute_ranks_generator_first(tiny):
 
 
 def test_sessions_do_not_share_uploads(tiny):
-    a, b = app_on("pages/attribute.py"), app_on("pages/attribute.py")
+    a, b = app_on("views/attribute.py"), app_on("views/attribute.py")
     img = sorted(tiny["fake_dirs"]["gen0"].glob("*.png"))[0]
     a.file_uploader(key="attr_upload").set_value((img.name, img.read_bytes(), "image/png"))
     a.run()

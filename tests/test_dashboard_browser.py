@@ -106,6 +106,9 @@ def _no_traceback(page) -> None:
 
 def test_every_page_renders(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # a deep link as the very first request still goes through the router (sidebar frame, demo bootstrap)
+    _open(page, server["url"] + "/attribute", "Attribute")
+    expect(page.get_by_text("Engine device").first).to_be_visible()
     for path, title in (("/", "Models"), ("/cross", "Cross-detection"), ("/lineage", "Lineage"), ("/attribute", "Attribute")):
         _open(page, server["url"] + path, title)
         _no_traceback(page)
