@@ -194,7 +194,9 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
 
 def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:
     """Group-aware seeded halves of the images under ``folder``."""
-    files = expand_sources([folder])
+    from engine.images import list_images
+
+    files = list_images(folder)
     try:
         return split_half(files, seed)
     except ValueError as exc:
