@@ -107,6 +107,8 @@ def _scalar(value: Any) -> Any:
 
 def _node_attrs(name: str, family: int, card: dict, meta: dict) -> dict:
     attrs: dict[str, Any] = {"family": int(family)}
+    if "test_accuracy" not in card and isinstance(card.get("test_metrics"), dict):  # a full card, not a summary
+        card = dict(card, test_accuracy=card["test_metrics"].get("accuracy"))
     for key in SUMMARY_FIELDS:
         if card.get(key) is not None:
             attrs[key] = _scalar(card[key])

@@ -171,3 +171,7 @@ def test_lineage_recovers_the_tiny_zoo_families():
     family_of = {n: g.nodes[n]["family"] for n in g.nodes}
     assert family_of["zoo-seed2"] != family_of["zoo-base"]
     assert scores["parent_child_recall"] >= 0.4
+    assert g.nodes["zoo-base"]["test_accuracy"] == fps[0].test_metrics["accuracy"]
+    full = infer_lineage(cross, meta, cards={fp.name: fp.card() for fp in fps})  # full cards work too
+    assert full.nodes["zoo-base"]["test_accuracy"] == fps[0].test_metrics["accuracy"]
+    assert full.nodes["zoo-base"]["meta_family"] == "A"
