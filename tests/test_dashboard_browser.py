@@ -164,3 +164,41 @@ def test_lineage_share_link_opens_same_view(server, browser):
     expect(other.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
     _no_traceback(other)
     context.close()
+
+
+def _number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    _settle(page)
+
+
+def test_training_shows_progress_and_cancels(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    _open(page, server["url"] + "/", "Models")
+    page.get_by_text("Add a model").first.click()
+    page.get_by_label("Model name", exact=True).fill("cancel-me")
+    page.get_by_label("Model name", exact=True).press("Enter")
+    fake = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[:4]
+    real = sorted(server["real"].glob("*.png"))[:4]
+    uploaders = page.get_by_test_id("stFileUploader")
+    uploaders.filter(has_text="Generated images").locator('input[type="file"]').set_input_files([str(p) for p in fake])
+    _settle(page)
+    uploaders.filter(has_text="Real photos").locator('input[type="file"]').set_input_files([str(p) for p in real])
+    _settle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Residual extractor").click()
+    page.get_by_role("option", name="wavelet").click()
+    _settle(page)
+    _number(page, "Crop", 64)
+    _number(page, "Batch", 4)
+    _number(page, "Steps", 100000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Step \d+/100000")).first).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Cancel training").click()
+    expect(page.get_by_text("Training cancelled").first).to_be_visible(timeout=60_000)
+    _no_traceback(page)
+    from engine.store import Store
+
+    with Store(server["store"]) as store:
+        assert not store.exists("cancel-me")
+    page.close()

@@ -115,7 +115,7 @@ def live_view() -> None:
     result = cross_for(chosen)
     params = threshold_inputs(default_params())
     with st.expander("Metadata (orients edges)", expanded=False):
-        metadata = metadata_editor(stored_metadata(chosen), key="lin_meta")
+        metadata = metadata_editor(stored_metadata(chosen), key=f"lin_meta_{abs(hash(tuple(chosen)))}")  # new table per model set
         if st.button("Save metadata to the store", key="lin_meta_save"):
             store = get_store()
             for name, meta in metadata.items():
