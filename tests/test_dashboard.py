@@ -269,6 +269,15 @@ def test_sessions_do_not_share_uploads(tiny):
     assert not any(img.name in m.value for m in b.markdown)
 
 
+def test_empty_store_every_page_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIF_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("DIF_DEMO", "0")
+    for page in (None, "views/cross.py", "views/lineage.py", "views/attribute.py"):
+        at = app_on(page)
+        no_errors(at)
+        assert any("No models" in i.value or "no models" in i.value for i in at.info), page
+
+
 # ------------------------------------------------------------------ helpers behind the pages
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
