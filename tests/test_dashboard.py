@@ -165,6 +165,7 @@ def test_models_page_trains_from_uploads_and_rejects_bad_names(tiny):
     at.button(key="tr_go").click().run()
     no_errors(at)
     assert any("Stored uploaded" in s.value for s in at.success)
+    assert "uploaded" in set(at.dataframe[0].value["name"])  # the table was redrawn with the new model
     from engine.store import Store
 
     with Store(tiny["store"]) as store:

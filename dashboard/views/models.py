@@ -77,16 +77,21 @@ def add_model() -> None:
             fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
             real_dir = st.text_input("Folder of real photos", key="tr_real_dir")
             st.caption("Each folder is split in seeded halves: one trains, the other measures held-out accuracy.")
+        config: TrainConfig | None = None
         with guarded("training settings"):
             config = _config_inputs()
         overwrite = st.checkbox("Replace a model of the same name", key="tr_overwrite")
         go = st.button("Train", type="primary", key="tr_go")
     if st.session_state.pop("tr_cancelled_flag", False):
         st.warning("Training cancelled; nothing was stored.")
+    if "tr_done" in st.session_state:
+        st.success(st.session_state.pop("tr_done"))
     if not go:
         return
     with guarded("training"):
         validate_name(name, "model name")
+        if config is None:
+            raise ConfigError("fix the training settings first")
         if get_store().exists(name) and not overwrite:
             raise ConfigError(f"a model named {name!r} already exists (tick 'Replace' or choose another name)")
         if mode == sources[0]:
@@ -98,7 +103,8 @@ def add_model() -> None:
             request = TrainRequest(name=name, config=config, fake_dir=fake_dir.strip(), real_dir=real_dir.strip())
         st.button("Cancel training", key="tr_cancel", on_click=lambda: st.session_state.update(tr_cancelled_flag=True))
         fp = run_training(request, get_store())
-        st.success(f"Stored {fp.name}: mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}")
+        st.session_state["tr_done"] = f"Stored {fp.name}: mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}"
+        st.rerun()  # redraw the table with the new model
 
 
 def model_detail() -> None:
