@@ -38,7 +38,7 @@ HOLDOUT = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -52,7 +52,7 @@ def main() -> None:
     config = DenoiserTrainConfig(steps=args.steps, batch=args.batch, max_minutes=args.max_minutes, seed=args.seed)
 
     def report(step: int, total: int, loss: float) -> None:
-        if step % 50 == 0 or step == total:
+        if step % 25 == 0 or step == total:
             print(f"step {step}/{total} loss {loss:.3e}", flush=True)
 
     card = train_dncnn([Path(p) for p in TRAIN], [Path(p) for p in HOLDOUT], Path(args.out), config, report)
