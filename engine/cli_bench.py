@@ -1,0 +1,64 @@
+"""``dif bench``: the benchmark command (see engine/bench.py)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def _csv(text: str, cast=str) -> tuple:
+    return tuple(cast(x) for x in text.split(",") if x.strip())
+
+
+def cmd_bench(args) -> int:
+    from engine.bench import BenchConfig, markdown_table, run_bench, write_outputs
+    from engine.cli import _store
+
+    cfg = BenchConfig(
+        data=args.data,
+        real=args.real,
+        models=_csv(args.models) if args.models else (),
+        train_sizes=_csv(args.train_sizes, int),
+        methods=_csv(args.methods),
+        repeats=args.repeats,
+        steps=args.steps,
+        extractor=args.extractor,
+        crop=args.crop,
+        border=args.border,
+        correlation=args.correlation,
+        perturb=_csv(args.perturb) if args.perturb else ("none",),
+    )
+    start = time.time()
+
+    def say(msg: str) -> None:
+        print(f"[{time.time() - start:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    result = run_bench(cfg, _store(args), say)
+    result["timings"]["total_seconds"] = round(time.time() - start, 1)
+    js, md = write_outputs(result, Path(args.out))
+    print(markdown_table(result))
+    print(f"wrote {js} and {md}", file=sys.stderr)
+    return 0
+
+
+def register(sub, add_common) -> None:
+    from engine.config import CORRELATIONS
+    from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
+    from engine.perturb import PERTURBATIONS
+
+    p = sub.add_parser("bench", help="benchmark DIF and the baselines on ROOT/<real> vs ROOT/<generator> folders")
+    p.add_argument("--data", required=True, help="folder with one real-photo folder and one folder per generator")
+    p.add_argument("--real", default="real")
+    p.add_argument("--models", help="comma-separated generator folders (default: all but --real)")
+    p.add_argument("--train-sizes", default="16,32,64")
+    p.add_argument("--methods", default="dif,marra18,joslin20")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--border", type=int, default=8)
+    p.add_argument("--correlation", choices=CORRELATIONS, default="plain")
+    p.add_argument("--perturb", help=f"comma-separated test-time perturbations: {','.join(PERTURBATIONS)}")
+    p.add_argument("--out", default="artifacts/bench")
+    add_common(p)
+    p.set_defaults(func=cmd_bench)
