@@ -167,10 +167,12 @@ def _header(data: bytes, source: str) -> dict:
     """Read the safetensors JSON header ourselves first, to refuse odd files before allocating."""
     if len(data) < 8:
         raise StoreError(f"{source}: not a fingerprint file (too short)")
-    if data[:2] == b"\x80\x04" or data[:1] == b"\x80" or data[:2] == b"PK":
-        raise StoreError(f"{source}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)")
     n = int.from_bytes(data[:8], "little")
-    if n <= 0 or n > 10 * 1024 * 1024 or 8 + n > len(data):
+    plausible = 0 < n <= 10 * 1024 * 1024 and 8 + n <= len(data) and data[8:9] == b"{"
+    # a header length whose low byte is 0x80 is legitimate: only call it a pickle/zip when it is not a header
+    if not plausible and (data[:1] == b"\x80" or data[:2] == b"PK"):
+        raise StoreError(f"{source}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)")
+    if not plausible:
         raise StoreError(f"{source}: not a fingerprint file (bad safetensors header length)")
     try:
         header = json.loads(data[8 : 8 + n])

@@ -37,12 +37,13 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class ZooConfig:
-    """Sizes of the zoo. The defaults build in a few minutes on 2 CPU cores; tests pass smaller ones.
+    """Sizes of the zoo. The defaults build in under a minute on 2 CPU cores; tests pass smaller ones.
 
     ``method`` is the fingerprint method of the zoo's models. The default is ``marra18`` (the mean
-    residual, fitted in milliseconds): at this budget (64-pixel crops, 32-48 + 32-48 training images, about
-    100 U-Net steps) the DIF U-Net stayed near chance on these generators in our measurement while the
-    mean residual separated the families; ``method="dif"`` builds the same zoo with DIF fingerprints.
+    wavelet residual, fitted in milliseconds), chosen on measurement (defaults, 8 models, 48 + 48
+    held-out images each): marra18 gave own-detection 0.82-0.95, families ARI 1.00 and parent-child
+    recall 0.60; ``method="dif"`` (200 U-Net steps, batch 32) gave sharper own-detection (0.90-0.98)
+    but transferred less to relatives: ARI 0.50, recall 0.40, and took 194 s instead of 3 s.
     """
 
     crop: int = 64

@@ -128,3 +128,18 @@ def test_cli_lineage_exports(zoo, tmp_path, capsys):
     assert len(json.loads(files["json"].read_text())["nodes"]) == len(MODELS)
     assert files["html"].read_text().startswith("<!DOCTYPE html>")
     assert files["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fingerprints_with_any_header_length_round_trip(zoo):
+    # regression: a safetensors header length whose low byte is 0x80 was refused as a "pickle" (1 in 256 saves)
+    from engine.fingerprint import parse_fingerprint
+
+    store, _ = zoo
+    fp = store.load("zoo-base")
+    low_bytes = set()
+    for k in range(256):
+        fp.metadata = {"pad": "x" * k}
+        data = fp.to_bytes()
+        low_bytes.add(data[0])
+        assert parse_fingerprint(data).metadata == {"pad": "x" * k}
+    assert 0x80 in low_bytes
