@@ -109,7 +109,8 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) ->
             seed = repeat
             real_train_f, real_test_f = split_half(real_files, seed)
             fake_train_f, fake_test_f = split_half(fake_files, seed)
-            real_test_f = take(real_test_f, len(fake_test_f), seed)
+            n_test = min(len(real_test_f), len(fake_test_f))  # equal classes; all generated ones when real suffice
+            real_test_f, fake_test_f = take(real_test_f, n_test, seed), take(fake_test_f, n_test, seed)
             max_n = max(cfg.train_sizes)
             real_train_f, fake_train_f = take(real_train_f, max_n, seed), take(fake_train_f, max_n, seed)
             say(f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and {len(real_test_f) + len(fake_test_f)} test images")
