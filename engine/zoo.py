@@ -13,6 +13,13 @@ Each model's "generated images" are its outputs for held-out demo tiles; each ge
 trained against real demo tiles, and its held-out test images are recorded for cross-detection.
 Everything lands under ``<store>/zoo`` (PNG files named by their content hash) plus ``truth.json``
 (families and parents) and ``manifest.json`` (the cache marker: a second build is instant).
+
+Measured (2 shared CPU cores): the default build takes 40-76 s, a cached one 0.02 s; two builds wrote
+byte-identical images. Lineage over it: ARI 1.00, parent-child recall 0.60 (the later checkpoint is
+nearly the base model, so fine-tunes attach to either). How long a fine-tune runs decides whether it
+stays recognisable (test-size zoo, base trained 200 steps): 20-60 fine-tune steps ARI 1.00 / recall
+0.80; 200 steps ARI 0.68 / 0.60 (the fine-tune of a fine-tune leaves the family); 600 steps ARI 0.59 /
+0.20 (fine-tunes no longer cross-detect: mutual accuracy 0.50-0.55).
 """
 from __future__ import annotations
 
