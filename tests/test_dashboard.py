@@ -82,10 +82,23 @@ def build_tiny_store(root: Path) -> dict:
     return {"store": root / "store", "real": real_dir, "fake_dirs": dirs, "names": sorted(gens)}
 
 
+def shared_tiny_store(tmp_path_factory) -> dict:
+    """The tiny store, built once per pytest session and reused by the browser tests."""
+    import json
+
+    root = tmp_path_factory.getbasetemp() / "dashboard_tiny"
+    marker = root / "built.json"
+    if not marker.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        info = build_tiny_store(root)
+        marker.write_text(json.dumps({"fake_dirs": {k: str(v) for k, v in info["fake_dirs"].items()}, "names": info["names"]}))
+    saved = json.loads(marker.read_text())
+    return {"store": root / "store", "real": root / "real", "fake_dirs": {k: Path(v) for k, v in saved["fake_dirs"].items()}, "names": saved["names"]}
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dash")
-    info = build_tiny_store(root)
+    info = shared_tiny_store(tmp_path_factory)
     mp = pytest.MonkeyPatch()
     mp.setenv("DIF_CACHE_DIR", str(info["store"]))
     mp.setenv("DIF_DEMO", "0")

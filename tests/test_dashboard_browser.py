@@ -56,11 +56,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> floa
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from test_dashboard import build_tiny_store
+    from test_dashboard import shared_tiny_store
 
     from engine.cli_serve import streamlit_command
 
-    info = build_tiny_store(tmp_path_factory.mktemp("browser"))
+    info = shared_tiny_store(tmp_path_factory)
     port = _free_port()
     env = dict(os.environ, DIF_CACHE_DIR=str(info["store"]), DIF_DEMO="0", DIF_SERVER_PATHS="1")
     proc = subprocess.Popen(streamlit_command(port, "127.0.0.1"), env=env, cwd=str(Path(__file__).resolve().parent.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
