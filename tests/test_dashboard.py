@@ -44,26 +44,9 @@ def fine_tuned(seed: int, shift_seed: int, scale: float = 0.03) -> TinyGenerator
     return gen
 
 
-def _train(name, real_dir, folder, config, store, metadata: dict) -> None:
-    """train_from_folders, retried with a padded note if the store refuses the bytes as 'pickle-like'.
-
-    Engine bug (reported): fingerprint._header refuses any file whose first byte is 0x80, i.e. every
-    safetensors header whose length is 128 mod 256, which depends on the card's tmp paths here.
-    """
-    from engine.api import train_from_folders
-    from engine.errors import StoreError
-
-    for pad in range(4):
-        try:
-            train_from_folders(name, real_dir, folder, config, store=store, metadata={**metadata, **({"notes": "." * pad} if pad else {})})
-            return
-        except StoreError as exc:
-            if "pickle" not in str(exc) or pad == 3:
-                raise
-
-
 def build_tiny_store(root: Path) -> dict:
     """Write images, train three fingerprints into ``root / 'store'``; return paths and names."""
+    from engine.api import train_from_folders
     from engine.config import TrainConfig
     from engine.store import Store
 
@@ -77,7 +60,7 @@ def build_tiny_store(root: Path) -> dict:
     store = Store(root / "store")
     config = TrainConfig(**TINY_CONFIG)
     for name, folder in dirs.items():
-        _train(name, real_dir, folder, config, store, meta[name])
+        train_from_folders(name, real_dir, folder, config, store=store, metadata=meta[name])
     store.close()
     return {"store": root / "store", "real": real_dir, "fake_dirs": dirs, "names": sorted(gens)}
 
