@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from engine.errors import ConfigError
 
 
@@ -73,6 +75,8 @@ def cmd_cross(args) -> int:
         print("balanced accuracy: rows = detector, columns = test set (diagonal = ordinary detection)")
         print(frame.to_string())
         print(f"{len(result.names)} models, {sum(result.n_test)} test-set images, {result.seconds:.2f}s")
+        if np.isnan(result.accuracy).any():
+            print("NaN: that test set's images are smaller than the detector's crop (no measurement)")
     return 0
 
 

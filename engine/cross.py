@@ -31,7 +31,7 @@ class CrossResult:
     """The M x M cross-detection matrices; rows are detectors, columns are test sets."""
 
     names: list[str]
-    accuracy: np.ndarray  # [i][j] balanced accuracy of detector i on test set j
+    accuracy: np.ndarray  # [i][j] balanced accuracy of detector i on test set j (NaN: j's images smaller than i's crop)
     acc_fake: np.ndarray  # fraction of j's generated test images flagged by i
     mean_rho_fake: np.ndarray  # mean correlation of j's generated test images with fingerprint i
     mean_rho_real: np.ndarray  # mean correlation of j's real test images with fingerprint i
@@ -42,10 +42,10 @@ class CrossResult:
         """JSON-able form (nested lists)."""
         return {
             "names": list(self.names),
-            "accuracy": np.asarray(self.accuracy, dtype=float).tolist(),
-            "acc_fake": np.asarray(self.acc_fake, dtype=float).tolist(),
-            "mean_rho_fake": np.asarray(self.mean_rho_fake, dtype=float).tolist(),
-            "mean_rho_real": np.asarray(self.mean_rho_real, dtype=float).tolist(),
+            "accuracy": _json_matrix(self.accuracy),
+            "acc_fake": _json_matrix(self.acc_fake),
+            "mean_rho_fake": _json_matrix(self.mean_rho_fake),
+            "mean_rho_real": _json_matrix(self.mean_rho_real),
             "n_test": [int(n) for n in self.n_test],
             "seconds": float(self.seconds),
         }
@@ -54,7 +54,7 @@ class CrossResult:
     def from_dict(cls, d: dict) -> "CrossResult":
         try:
             names = [str(n) for n in d["names"]]
-            arrays = {k: np.asarray(d[k], dtype=float) for k in ("accuracy", "acc_fake", "mean_rho_fake", "mean_rho_real")}
+            arrays = {k: np.array([[np.nan if v is None else v for v in row] for row in d[k]], dtype=float).reshape(len(d[k]), -1) for k in ("accuracy", "acc_fake", "mean_rho_fake", "mean_rho_real")}
             n_test = [int(n) for n in d["n_test"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a cross-detection result ({type(exc).__name__}: {exc})") from None
@@ -70,6 +70,11 @@ class CrossResult:
         frame.index.name = "detector"
         frame.columns.name = "test set"
         return frame
+
+
+def _json_matrix(arr: np.ndarray) -> list[list[float | None]]:
+    """Nested lists with NaN (no measurement) as None, so the dict is strict JSON."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in np.asarray(arr, dtype=float)]
 
 
 def load_test_sets(fingerprints: Sequence[Fingerprint]) -> TestSets:
@@ -118,6 +123,22 @@ def _unique(test_sets: TestSets, names: Sequence[str]) -> tuple[list[LoadedImage
     return images, index
 
 
+def _rho_where_possible(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None, device, progress) -> np.ndarray:
+    """N x M correlations; NaN where an image is smaller than the model's crop (models trained at
+    different sizes can share a store: a 64-pixel zoo image says nothing to a 256-pixel detector)."""
+    from engine.api import rho_for
+
+    rho = np.full((len(images), len(fingerprints)), np.nan)
+    by_crop: dict[int, list[int]] = {}
+    for j, fp in enumerate(fingerprints):
+        by_crop.setdefault(fp.crop, []).append(j)
+    for crop, cols in sorted(by_crop.items()):
+        rows = [i for i, im in enumerate(images) if min(im.pixels.shape[:2]) >= crop]
+        if rows:
+            rho[np.ix_(rows, cols)] = rho_for([fingerprints[j] for j in cols], [images[i] for i in rows], store, device, progress=progress)
+    return rho
+
+
 def cross_detect(
     fingerprints: list[Fingerprint],
     store: Store | None = None,
@@ -128,7 +149,6 @@ def cross_detect(
     """The cross-detection matrices of ``fingerprints`` on their own held-out test sets."""
     import time
 
-    from engine.api import rho_for
     from engine.detect import decide
 
     if not fingerprints:
@@ -146,17 +166,16 @@ def cross_detect(
         if not test_sets[name][0] or not test_sets[name][1]:
             raise ConfigError(f"model {name!r}: its test set needs real and generated images")
     images, index = _unique(test_sets, names)
-    try:
-        rho = rho_for(fingerprints, images, store, device, progress=progress)  # N images x M models
-    except ImageLoadError as exc:
-        raise ConfigError(f"a test image is smaller than a model's crop: {exc}") from None
+    rho = _rho_where_possible(fingerprints, images, store, device, progress)  # N images x M models
     m = len(names)
-    acc, acc_fake = np.zeros((m, m)), np.zeros((m, m))
-    rho_fake, rho_real = np.zeros((m, m)), np.zeros((m, m))
+    acc, acc_fake = np.full((m, m), np.nan), np.full((m, m), np.nan)
+    rho_fake, rho_real = np.full((m, m), np.nan), np.full((m, m), np.nan)
     for j, name in enumerate(names):
         real_rows, fake_rows = index[name]
         for i, fp in enumerate(fingerprints):
             r_real, r_fake = rho[real_rows, i], rho[fake_rows, i]
+            if np.isnan(r_real).any() or np.isnan(r_fake).any():
+                continue  # j's images are smaller than i's crop: no measurement, left NaN
             flagged_real = decide(r_real, fp.mu_real, fp.mu_fake)
             flagged_fake = decide(r_fake, fp.mu_real, fp.mu_fake)
             acc_fake[i, j] = flagged_fake.mean()

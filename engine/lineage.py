@@ -53,8 +53,8 @@ class LineageParams:
 
 
 def affinity_matrix(accuracy: np.ndarray, kind: str = "min") -> np.ndarray:
-    """Symmetric affinity of C and C^T; the diagonal is 1."""
-    c = np.clip(np.asarray(accuracy, dtype=float), 0.0, 1.0)
+    """Symmetric affinity of C and C^T; the diagonal is 1. A missing cell (NaN) counts as chance."""
+    c = np.clip(np.nan_to_num(np.asarray(accuracy, dtype=float), nan=0.5), 0.0, 1.0)
     a = np.minimum(c, c.T) if kind == "min" else np.sqrt(c * c.T)
     np.fill_diagonal(a, 1.0)
     return a
@@ -128,7 +128,7 @@ def infer_lineage(
     names = list(cross.names)
     metadata = metadata or {}
     cards = cards or {}
-    c = np.asarray(cross.accuracy, dtype=float)
+    c = np.nan_to_num(np.asarray(cross.accuracy, dtype=float), nan=0.5)
     aff = affinity_matrix(c, params.affinity)
     groups = cluster(aff, params.family_threshold)
     graph = nx.DiGraph(

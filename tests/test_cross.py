@@ -89,3 +89,39 @@ def test_models_without_or_with_missing_test_files_are_config_errors(zoo, tmp_pa
         cross_detect([fp], store)
     with pytest.raises(ConfigError):
         cross_detect([], store)
+
+
+def test_models_of_different_crops_share_one_matrix(zoo, tmp_path):
+    """A 64-pixel detector cannot judge the 32-pixel zoo images (NaN); the zoo's detectors judge its 64-pixel ones."""
+    from PIL import Image
+    from skimage import data
+
+    from engine.api import train_fingerprint
+    from engine.config import TrainConfig
+    from engine.images import load_image
+    from engine.lineage import infer_lineage
+
+    store, fps, _ = zoo
+    photo = data.rocket()
+    tiles = [photo[r : r + 64, c : c + 64] for r in range(0, 384, 64) for c in range(0, 640, 64)][:40]
+    checker = (np.indices((64, 64)).sum(axis=0) % 2 * 12 - 6)[:, :, None]
+    paths = {"real": [], "fake": []}
+    for k, tile in enumerate(tiles):
+        for kind, arr in (("real", tile), ("fake", np.clip(tile.astype(int) + checker, 0, 255).astype(np.uint8))):
+            path = tmp_path / f"{kind}_{k}.png"
+            Image.fromarray(np.ascontiguousarray(arr)).save(path)
+            paths[kind].append(str(path))
+    real = [load_image(p, crop=None) for p in paths["real"]]
+    fake = [load_image(p, crop=None) for p in paths["fake"]]
+    cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=0)
+    big, _ = train_fingerprint("checker64", real[:20], fake[:20], cfg, store, reuse=False)
+    big.test_files = {"real": paths["real"][20:], "fake": paths["fake"][20:]}
+    result = cross_detect([fps[0], fps[7], big], store)
+    assert result.accuracy[2, 2] > 0.8
+    assert np.isnan(result.accuracy[2, 0]) and np.isnan(result.accuracy[2, 1])
+    assert not np.isnan(result.accuracy[0, 2]) and not np.isnan(result.accuracy[1, 2])
+    data_dict = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: NaN written as null
+    assert data_dict["accuracy"][2][0] is None
+    assert np.isnan(CrossResult.from_dict(data_dict).accuracy[2, 0])
+    graph = infer_lineage(result)
+    assert not graph.has_edge("checker64", "zoo-base") and not graph.has_edge("zoo-base", "checker64")
