@@ -77,6 +77,13 @@ def test_photo_pools_do_not_overlap():
 
 
 def test_generator_training_is_deterministic_and_fine_tunes_stay_close():
+    from engine.zoo import single_thread
+
+    with single_thread():
+        _check_determinism()
+
+
+def _check_determinism() -> None:
     photos = pool_arrays("base", 16)[:40]
     a = fit(new_model("tconv", 3, 4), photos, FitSpec(15, 2e-3, 1, batch=4, patch=16))
     b = fit(new_model("tconv", 3, 4), photos, FitSpec(15, 2e-3, 1, batch=4, patch=16))
