@@ -22,7 +22,7 @@ import torch
 
 from engine.config import TrainConfig
 from engine.correlation import rho_matrix
-from engine.denoisers import get_extractor
+from engine.denoisers import DEFAULT_EXTRACTOR, get_extractor
 from engine.detect import decide, signed_score
 from engine.device import default_device, describe_device
 from engine.errors import ConfigError
@@ -45,7 +45,7 @@ class BenchConfig:
     methods: tuple[str, ...] = ("dif", "marra18", "joslin20")
     repeats: int = 1
     steps: int = 300
-    extractor: str = "dncnn"
+    extractor: str = DEFAULT_EXTRACTOR
     crop: int = 256
     border: int = 8
     correlation: str = "plain"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from engine.denoisers import DEFAULT_EXTRACTOR
 from engine.errors import ConfigError
 
 METHODS = ("dif", "marra18", "joslin20")
@@ -19,7 +20,7 @@ class TrainConfig:
     batch: int = 64
     crop: int = 256
     border: int = 8
-    extractor: str = "dncnn"
+    extractor: str = DEFAULT_EXTRACTOR
     seed: int = 0
     lr: float = 5e-4
     weight_decay: float = 0.01
