@@ -163,6 +163,20 @@ def tensors_digest(tensor: torch.Tensor, rho_real, rho_fake) -> str:
     return h.hexdigest()
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value read from a file, cut so a hostile file cannot flood the one-line error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json(text: str | bytes) -> Any:
+    """json.loads that turns every way hostile JSON fails (bad UTF-8, 5000-digit ints, deep nesting) into ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _header(data: bytes, source: str) -> dict:
     """Read the safetensors JSON header ourselves first, to refuse odd files before allocating."""
     if len(data) < 8:
@@ -175,8 +189,8 @@ def _header(data: bytes, source: str) -> dict:
     if not plausible:
         raise StoreError(f"{source}: not a fingerprint file (bad safetensors header length)")
     try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = _json(data[8 : 8 + n])
+    except ValueError:  # includes UnicodeDecodeError, JSONDecodeError, int digit limit
         raise StoreError(f"{source}: not a fingerprint file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise StoreError(f"{source}: not a fingerprint file (header is not an object)")
@@ -189,28 +203,32 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         raise StoreError(f"{source}: file is {len(data)} bytes, over the {MAX_FILE_BYTES}-byte limit")
     header = _header(data, source)
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise StoreError(f"{source}: not a {FORMAT} file (metadata is not an object)")
     if meta.get("format") != FORMAT:
-        raise StoreError(f"{source}: not a {FORMAT} file (format={meta.get('format')!r})")
+        raise StoreError(f"{source}: not a {FORMAT} file (format={_short(meta.get('format'))})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"{source}: unsupported format version {meta.get('format_version')!r}")
+        raise StoreError(f"{source}: unsupported format version {_short(meta.get('format_version'))}")
     expected = {"fingerprint", "train_rho_real", "train_rho_fake"}
     names = set(header) - {"__metadata__"}
     if names != expected:
-        raise StoreError(f"{source}: tensors {sorted(names)} != expected {sorted(expected)}")
+        raise StoreError(f"{source}: tensors {_short(sorted(names))} != expected {sorted(expected)}")
     for name in expected:
         entry = header[name]
         if not isinstance(entry, dict) or entry.get("dtype") != "F32":
             raise StoreError(f"{source}: tensor {name!r} must be float32")
     shape = header["fingerprint"].get("shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] == 3 and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])):
-        raise StoreError(f"{source}: fingerprint shape {shape} is not 3 x H x W with 8 <= H, W <= {MAX_SIDE}")
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2] and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])):
+        raise StoreError(f"{source}: fingerprint shape {_short(shape)} is not 3 x S x S with 8 <= S <= {MAX_SIDE}")
     for name in ("train_rho_real", "train_rho_fake"):
         s = header[name].get("shape")
         if not (isinstance(s, list) and len(s) == 1 and isinstance(s[0], int) and 0 <= s[0] <= MAX_CALIBRATION):
-            raise StoreError(f"{source}: tensor {name!r} has shape {s}, expected a vector")
+            raise StoreError(f"{source}: tensor {name!r} has shape {_short(s)}, expected a vector")
+    if not isinstance(meta.get("card"), str):
+        raise StoreError(f"{source}: card is missing or not text")
     try:
-        card = json.loads(meta.get("card", ""))
-    except json.JSONDecodeError:
+        card = _json(meta["card"])
+    except ValueError:
         raise StoreError(f"{source}: card is not valid JSON") from None
     if not isinstance(card, dict):
         raise StoreError(f"{source}: card is not a JSON object")
@@ -224,7 +242,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
             raise StoreError(f"{source}: card field {key!r} has type {type(value).__name__}")
     unknown = set(card) - set(CARD_FIELDS)
     if unknown:
-        raise StoreError(f"{source}: card has unknown fields {sorted(unknown)}")
+        raise StoreError(f"{source}: card has unknown fields {_short(sorted(unknown))}")
     try:
         tensors = st_load(data)
     except Exception as exc:

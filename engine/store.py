@@ -223,7 +223,11 @@ class Store:
 
         if size > MAX_FILE_BYTES:
             raise StoreError(f"{path}: file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
-        return self.import_bytes(path.read_bytes(), str(path), name=name, overwrite=overwrite)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # a directory, a file removed meanwhile, no permission
+            raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return self.import_bytes(data, str(path), name=name, overwrite=overwrite)
 
     def update_metadata(self, name: str, metadata: dict[str, Any]) -> Fingerprint:
         """Replace a model's user metadata (release date, declared base, notes)."""
