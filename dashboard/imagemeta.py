@@ -1,9 +1,7 @@
 """The Attribute page's metadata panel: EXIF, software tag and whether a C2PA manifest is present.
 
-C2PA manifests travel in JUMBF boxes (ISO 19566-5): in JPEG inside APP11 segments, in PNG in a
-``caBX`` chunk, in other containers as a ``jumb`` box whose description box is labelled ``c2pa``.
-Finding the box bytes is enough to say "a manifest is present" (verifying it is another matter and
-needs the C2PA toolkit); the scan is one pass of ``bytes.find``, no new dependency.
+C2PA detection lives in the engine (:func:`engine.metadata.c2pa_present`, shared with
+``dif provenance``); this module only shapes the panel's summary.
 """
 from __future__ import annotations
 
@@ -12,19 +10,9 @@ from typing import Any
 
 from PIL import ExifTags, Image
 
+from engine.metadata import c2pa_present  # noqa: F401  (re-exported: the panel's callers import it here)
+
 SOFTWARE_KEYS = ("Software", "software", "parameters", "prompt", "Comment", "comment", "generator")
-
-
-def c2pa_present(data: bytes) -> bool:
-    """True when the file carries a JUMBF box labelled c2pa (JPEG APP11, PNG caBX, or a bare box)."""
-    if b"caBX" in data[:64] or (data.startswith(b"\x89PNG") and b"caBX" in data):
-        return True
-    at = data.find(b"jumb")
-    while at != -1:
-        if b"c2pa" in data[at : at + 256]:
-            return True
-        at = data.find(b"jumb", at + 4)
-    return False
 
 
 def _printable(value: Any, limit: int = 200) -> str:

@@ -133,6 +133,7 @@ def cmd_lineage(args) -> int:
 
 def cmd_attribute(args) -> int:
     from engine.attribution import attribute
+    from engine.cli_provenance import beside_attribution, render
     from engine.images import expand_sources, load_images
 
     store = _store(args)
@@ -142,15 +143,21 @@ def cmd_attribute(args) -> int:
     images, bad = load_images(expand_sources(args.images), crop=None)
     results = attribute(images, fps, store) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
+    prov = beside_attribution([r.source for r in results], [r.verdict for r in results], {fp.name: fp.metadata for fp in fps})
     if args.json:
-        _json({"models": [fp.name for fp in fps], "results": [r.to_dict() for r in results], "errors": errors})
+        rows = [{**r.to_dict(), "provenance": p["provenance"].to_dict(), "disagreements": p["disagreements"]} for r, p in zip(results, prov)]
+        _json({"models": [fp.name for fp in fps], "results": rows, "errors": errors})
     else:
-        for r in results:
+        for r, p in zip(results, prov):
             print(f"{r.source}: {r.verdict}")
             for row in r.ranking[: args.top]:
                 print(f"    {'claims' if row['claims'] else '      '} {row['model']:32s} score {row['score']:+7.3f}  rho {row['rho']:+.5f}")
             for w in r.warnings:
                 print(f"    warning: {w}")
+            print("  provenance signals:")
+            print("\n".join(render(p["provenance"])))
+            for line in p["disagreements"]:
+                print(f"    DISAGREEMENT: {line}")
         for e in errors:
             print(f"error {e['file']}: {e['error']}", file=sys.stderr)
     return 0 if results or not errors else 1

@@ -51,3 +51,14 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("--json", action="store_true")
     add_common(p)
     p.set_defaults(func=cmd_provenance)
+
+
+def beside_attribution(sources: list[str], verdicts: list[str], model_metadata: dict[str, dict]) -> list[dict]:
+    """Provenance and its disagreements with the fingerprint verdict, one entry per attributed image."""
+    from engine.provenance import compare
+
+    out = []
+    for source, verdict in zip(sources, verdicts):
+        prov = read_provenance(source)
+        out.append({"provenance": prov, "disagreements": compare(prov, verdict, model_metadata.get(verdict))})
+    return out

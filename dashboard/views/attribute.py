@@ -15,6 +15,7 @@ from dashboard.ui import guarded
 from dashboard.uploads import read_uploads
 from engine.api import residuals_of
 from engine.errors import ConfigError
+from engine.provenance import compare, read_provenance
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 
@@ -50,6 +51,23 @@ def residual_view(image, fp) -> None:
     c2.image(enlarge(spectrum8(res), 192), caption="residual spectrum (log |FFT|)", width="stretch")
 
 
+def provenance_view(image, verdict: str, fps_by_name: dict, raw: bytes | None) -> None:
+    """Watermark and metadata signals beside the ranking, and where they disagree with it."""
+    if raw is None:
+        return
+    prov = read_provenance(raw, name=image.source)
+    fp = fps_by_name.get(verdict)
+    for line in compare(prov, verdict, fp.metadata if fp is not None else None):
+        st.warning(f"Provenance and fingerprint disagree: {line}")
+    with st.expander(f"Provenance signals ({len(prov.signals)}): {', '.join(prov.generators()) or 'no generator named'}"):
+        for s in prov.signals:
+            st.markdown(f"**{s.strength}** · {s.kind}: `{s.value}`  \n{s.evidence}")
+        if not prov.signals:
+            st.caption("No watermark or generation metadata found (absence says nothing: metadata is easily stripped).")
+        for problem in prov.problems:
+            st.caption(f"problem: {problem}")
+
+
 def show_result(image, result, fps_by_name: dict, raw: bytes | None, index: int) -> None:
     verdict = result.verdict
     head = f"from **{verdict}**" if verdict != "unknown" else "**unknown** (no known model claims it)"
@@ -67,6 +85,7 @@ def show_result(image, result, fps_by_name: dict, raw: bytes | None, index: int)
             top = fps_by_name.get(models[0]) if models else None
             if top is not None:
                 residual_view(image, top)
+    provenance_view(image, verdict, fps_by_name, raw)
     with st.expander("Metadata (EXIF, software, C2PA)"):
         if raw is None:
             st.caption("not available for this file")
