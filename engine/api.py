@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from engine.calibration import calibrate, from_card
 from engine.config import TrainConfig
 from engine.denoisers import get_extractor
 from engine.detect import correlate, decide, scores_and_decisions
@@ -138,6 +139,8 @@ def train_fingerprint(
     fp.mu_real, fp.mu_fake = float(rho_real.mean()), float(rho_fake.mean())
     fp.train_rho_real, fp.train_rho_fake = rho_real.astype(np.float32), rho_fake.astype(np.float32)
     fp.train_metrics = metrics_from_rho(fp, rho_real, rho_fake)
+    if len(rho_real) >= 2 and len(rho_fake) >= 2:
+        fp.calibration = calibrate(rho_real, rho_fake, source="training").to_dict()
     if store is not None:
         store.save(fp)
     return fp, False
@@ -186,10 +189,14 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
     """Per image: rho, signed score and the threshold-free label."""
     rho = rho_for([fp], images, store, device, pad)[:, 0]
     scores, preds = scores_and_decisions(fp, rho)
-    return [
-        {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name}
-        for im, r, s, p in zip(images, rho, scores, preds)
-    ]
+    cal = from_card(fp.calibration)
+    rows = []
+    for im, r, s, p in zip(images, rho, scores, preds):
+        row = {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name}
+        if cal is not None:
+            row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
+        rows.append(row)
+    return rows
 
 
 def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:
@@ -235,7 +242,14 @@ def train_from_folders(
         skipped += [str(e) for e in bad3 + bad4]
         real_test = _usable(real_test, config, skipped)
         fake_test = _usable(fake_test, config, skipped)
-        metrics = evaluate(fp, real_test, fake_test, store, device)
+        rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
+        rho_r, rho_f = rho[: len(real_test)], rho[len(real_test) :]
+        metrics = metrics_from_rho(fp, rho_r, rho_f)
+        if len(rho_r) >= 2 and len(rho_f) >= 2:
+            # held-out calibration: the test halves are never used to fit the fingerprint
+            cal = calibrate(rho_r, rho_f, source="held-out")
+            fp.calibration = cal.to_dict()
+            metrics.update({"fpr_real_at_level": cal.fpr_real, "inconclusive_real": cal.inconclusive_real, "inconclusive_fake": cal.inconclusive_fake})
         fp.test_metrics = metrics
         fp.test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         if store is not None:

@@ -123,14 +123,15 @@ def cmd_detect(args) -> int:
         _print_json({"model": fp.name, "results": rows, "errors": errors})
     elif args.csv:
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "rho", "score", "label", "error"])
+        writer.writerow(["file", "rho", "score", "label", "confidence", "calibrated", "error"])
         for r in rows:
-            writer.writerow([r["file"], f"{r['rho']:.6f}", f"{r['score']:.4f}", r["label"], ""])
+            writer.writerow([r["file"], f"{r['rho']:.6f}", f"{r['score']:.4f}", r["label"], f"{r.get('confidence', float('nan')):.4f}", r.get("calibrated", ""), ""])
         for e in errors:
-            writer.writerow([e["file"], "", "", "", e["error"]])
+            writer.writerow([e["file"], "", "", "", "", "", e["error"]])
     else:
         for r in rows:
-            print(f"{r['label']:9s} score {r['score']:+7.3f} rho {r['rho']:+.5f}  {r['file']}")
+            conf = f" confidence {r['confidence']:.2f} ({r['calibrated']})" if "confidence" in r else ""
+            print(f"{r['label']:9s} score {r['score']:+7.3f} rho {r['rho']:+.5f}{conf}  {r['file']}")
         for e in errors:
             print(f"error     {e['file']}: {e['error']}", file=sys.stderr)
     return 0 if rows or not errors else 1

@@ -1,0 +1,45 @@
+"""Calibrated confidence and the inconclusive band."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.calibration import Calibration, calibrate
+
+
+def test_posterior_is_half_between_equal_spread_classes_and_sign_agnostic():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(0.0, 0.01, 500), rng.normal(-0.05, 0.01, 500)  # generated below real
+    cal = calibrate(real, fake, level=0.9)
+    assert 0.2 < cal.posterior(-0.025) < 0.8  # near the crossing of the two fitted densities
+    assert cal.verdict(-0.05) == "generated" and cal.verdict(0.0) == "real" and cal.verdict(-0.025) == "inconclusive"
+    assert cal.confidence(-0.05) > 0.99
+
+
+def test_band_rates_are_measured_on_the_calibration_images():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(0.0, 0.01, 2000), rng.normal(0.02, 0.01, 2000)  # heavy overlap
+    cal = calibrate(real, fake, level=0.9)
+    v = cal.verdict(real)
+    assert cal.fpr_real == pytest.approx(np.mean(v == "generated"))
+    assert 0.0 < cal.fpr_real < 0.2 and cal.inconclusive_real > 0.2
+    strict = calibrate(real, fake, level=0.99)
+    assert strict.fpr_real < cal.fpr_real and strict.inconclusive_real > cal.inconclusive_real
+
+
+def test_round_trip_through_the_card():
+    cal = calibrate(np.array([0.0, 0.01, -0.01]), np.array([0.05, 0.06, 0.04]))
+    assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_trained_model_carries_a_held_out_calibration(tiny_dataset):
+    from engine.api import detect, train_from_folders
+    from engine.config import TrainConfig
+    from engine.images import list_images, load_image
+
+    cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8)
+    result = train_from_folders("cal", tiny_dataset["real"], tiny_dataset["fake"], cfg)
+    fp = result["fingerprint"]
+    assert fp.calibration["source"] == "held-out" and fp.calibration["n_fake"] == result["test_metrics"]["n_fake"]
+    rows = detect(fp, [load_image(p, crop=None) for p in list_images(tiny_dataset["fake"])[:4]])
+    assert all(0.5 <= r["confidence"] <= 1.0 and r["calibrated"] in {"generated", "real", "inconclusive"} for r in rows)
