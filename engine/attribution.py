@@ -132,6 +132,7 @@ def attribute(
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     """
     from engine.api import rho_for
+    from engine.calibration import from_card
     from engine.detect import scores_and_decisions
 
     if not fingerprints:
@@ -144,12 +145,17 @@ def attribute(
     per_model = [scores_and_decisions(fp, rho[:, j]) for j, fp in enumerate(fingerprints)]
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
+    calibrations = [from_card(fp.calibration) for fp in fingerprints]
     out = []
     for i, image in enumerate(images):
         ranking = [
             {"model": fp.name, "score": float(per_model[j][0][i]), "rho": float(rho[i, j]), "claims": bool(per_model[j][1][i]), "reliable": reliable[j]}
             for j, fp in enumerate(fingerprints)
         ]
+        for j, entry in enumerate(ranking):
+            if calibrations[j] is not None:  # calibrated P(correct decision) and the 3-way verdict
+                entry["confidence"] = float(calibrations[j].confidence(rho[i, j]))
+                entry["calibrated"] = str(calibrations[j].verdict(rho[i, j]))
         ranking.sort(key=lambda r: (-(r["claims"] and r["reliable"]), -r["claims"], -r["score"], r["model"]))
         top = ranking[0]
         verdict = top["model"] if top["claims"] and top["reliable"] else UNKNOWN
