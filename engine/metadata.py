@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
 MAX_TEXT = 256 * 1024  # one text chunk / XMP packet / EXIF block kept at most this many bytes
-MAX_CHUNKS = 4096  # a PNG or JPEG with more metadata pieces than this is reported, not walked further
+MAX_CHUNKS = 4096  # a PNG or JPEG with more non-pixel chunks than this is reported, not walked further
 MAX_C2PA_SCAN = 64 * 1024 * 1024  # bytes searched for JUMBF boxes
 XMP_KEYWORD = "XML:com.adobe.xmp"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -100,7 +100,7 @@ def _walk_png(data: bytes, meta: FileMetadata) -> None:
     while pos + 8 <= len(data):
         length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
         body_at, end = pos + 8, pos + 12 + length
-        count += 1
+        count += ctype != b"IDAT"  # big images legitimately hold thousands of pixel-data chunks
         if count > MAX_CHUNKS:
             meta.problems.append(f"more than {MAX_CHUNKS} PNG chunks: stopped reading metadata")
             return

@@ -45,7 +45,7 @@ KNOWN_NAMES = (
 )
 # What a fingerprint model's name or metadata must mention to agree with a provenance generator.
 GENERATOR_ALIASES = {
-    "Stable Diffusion": ("stable diffusion", "stable-diffusion", "stablediffusion", "sd1", "sd2", "sd-", "sd_", "sdxl", "sd 1", "sd 2", "ldm", "latent diffusion"),
+    "Stable Diffusion": ("stable diffusion", "stable-diffusion", "stablediffusion", "sd1", "sd2", "sd-", "sd_", "sdxl", "sd 1", "sd 2"),
     "DALL-E": ("dall-e", "dalle", "dall_e"),
     "Midjourney": ("midjourney", "mj"),
     "Adobe Firefly": ("firefly",),

@@ -229,3 +229,17 @@ def test_dashboard_attribute_page_shows_provenance_and_disagreement(marra_store,
     assert not at.exception and not at.error
     assert any("Provenance and fingerprint disagree" in w.value and SD_GENERATOR in w.value for w in at.warning)
     assert any("StableDiffusionV1" in m.value and "strong" in m.value for m in at.markdown)
+
+
+def test_thousands_of_pixel_chunks_are_not_mistaken_for_hostile_metadata():
+    png = png_bytes(photo512("coffee")[:128, :128])
+    at = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[at : at + 4])
+    pixels, rest = png[at + 8 : at + 8 + length], png[at + 12 + length :]
+    split = b"".join(chunk(b"IDAT", pixels[i : i + 4]) for i in range(0, len(pixels), 4))
+    assert split.count(b"IDAT") > 4096
+    tail = chunk(b"tEXt", b"parameters\x00a cat\nSteps: 20, Model: v1-5")
+    many = png[:at] + split + tail + rest
+    assert Image.open(io.BytesIO(many)).load() is not None  # still a valid PNG
+    meta = read_metadata(many)
+    assert meta.problems == [] and meta.text["parameters"].startswith("a cat")

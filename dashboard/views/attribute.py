@@ -55,7 +55,12 @@ def provenance_view(image, verdict: str, fps_by_name: dict, raw: bytes | None) -
     """Watermark and metadata signals beside the ranking, and where they disagree with it."""
     if raw is None:
         return
-    prov = read_provenance(raw, name=image.source)
+    cache = st.session_state.setdefault("prov_results", {})  # reruns must not decode the watermark again
+    if image.sha256 not in cache:
+        if len(cache) > 64:
+            cache.clear()
+        cache[image.sha256] = read_provenance(raw, name=image.source)
+    prov = cache[image.sha256]
     fp = fps_by_name.get(verdict)
     for line in compare(prov, verdict, fp.metadata if fp is not None else None):
         st.warning(f"Provenance and fingerprint disagree: {line}")
