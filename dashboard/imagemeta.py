@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import ExifTags, Image
 
-from engine.metadata import c2pa_present  # noqa: F401  (re-exported: the panel's callers import it here)
+from engine.metadata import c2pa_present
 
 SOFTWARE_KEYS = ("Software", "software", "parameters", "prompt", "Comment", "comment", "generator")
 

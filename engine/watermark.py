@@ -13,7 +13,7 @@ breaks while part of the bits still agree with the payload. Two presence statist
   crop only changes W and adds a constant offset k. Reading every block's bit separately (the
   decoder with one slot per block) and trying the usual generator widths (512, 768, 1024 px and
   the image's own) with all 136 offsets recovers the payload from crops whose grid stays aligned to
-  8 pixels (a centre crop of a 512x512 image to 256x256 is). The maximum over 4 x 136 hypotheses
+  8 pixels (a centre crop of a 512x512 image to 256x256 is). The maximum over up to 5 x 136 hypotheses
   lifts unmarked images above 0.5 too, hence its own thresholds.
 
 The decoder is the ``invisible-watermark`` package (import ``imwatermark``), called, not copied.
