@@ -66,7 +66,8 @@ def pick_images(store_root: Path, per_model: int) -> list[tuple[Path, str]]:
     return out
 
 
-async def analyst(browser, url: str, s: Session, all_uploaded: asyncio.Event, done: list[int]) -> None:
+async def analyst(browser, url: str, s: Session, all_uploaded: asyncio.Event, done: list[int]):
+    """One analyst: open Attribute, upload, read the verdict, then look again once everyone has uploaded."""
     context = await browser.new_context(viewport={"width": 1200, "height": 1400})
     page = await context.new_page()
     page.on("request", lambda r: _on_request(s, r))
