@@ -48,7 +48,7 @@ class BenchConfig:
     extractor: str = DEFAULT_EXTRACTOR
     crop: int = 256
     border: int = 8
-    correlation: str = "plain"
+    correlations: tuple[str, ...] = ("plain",)  # detection statistics evaluated on each trained fingerprint
     perturb: tuple[str, ...] = ("none",)
 
 
@@ -59,6 +59,7 @@ class BenchRow:
     train_size: int
     repeat: int
     perturb: str
+    correlation: str
     accuracy: float
     acc_real: float
     acc_fake: float
@@ -97,6 +98,11 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) ->
     for name in cfg.perturb:
         if name not in PERTURBATIONS:
             raise ConfigError(f"unknown perturbation {name!r} (choose from {', '.join(PERTURBATIONS)})")
+    from engine.config import CORRELATIONS
+
+    for mode in cfg.correlations:
+        if mode not in CORRELATIONS:
+            raise ConfigError(f"unknown correlation {mode!r} (choose from {', '.join(CORRELATIONS)})")
     device = default_device()
     extractor = get_extractor(cfg.extractor, device)
     cache = store.residuals if store is not None else None
@@ -136,24 +142,26 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) ->
                 idx_f = torch.tensor(sorted(random.Random(seed + 8).sample(range(res["fake_train"].shape[0]), min(n, res["fake_train"].shape[0]))))
                 tr_r, tr_f = res["real_train"][idx_r], res["fake_train"][idx_f]
                 for method in cfg.methods:
-                    config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed, correlation=cfg.correlation)
+                    config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed)
                     say(f"{model} repeat {repeat}: {method} with {n}+{n}")
                     result = fit(method, tr_r, tr_f, config, device)
                     fp_tensor = result.tensor
-                    mu_r, mu_f = _train_means(method, fp_tensor, tr_r, tr_f, cfg.correlation)
-                    for pert, (te_r, te_f) in test_res.items():
-                        start = time.perf_counter()
-                        rho = rho_matrix(features(method, torch.cat([te_r, te_f])), fp_tensor.unsqueeze(0), mode=cfg.correlation)[:, 0].double().numpy()
-                        per_image = (time.perf_counter() - start) / len(rho)
-                        labels = np.concatenate([np.zeros(te_r.shape[0]), np.ones(te_f.shape[0])])
-                        m = detection_metrics(labels, decide(rho, mu_r, mu_f), signed_score(rho, mu_r, mu_f))
-                        rows.append(
-                            BenchRow(model, method, n, repeat, pert, m["accuracy"], m["acc_real"], m["acc_fake"], m["auc"], m["ap"], m["n_real"], m["n_fake"], round(result.seconds, 3), per_image, mu_r, mu_f)
-                        )
+                    for mode in cfg.correlations:
+                        # the statistic changes detection only: mu_r / mu_f are re-measured with it
+                        mu_r, mu_f = _train_means(method, fp_tensor, tr_r, tr_f, mode)
+                        for pert, (te_r, te_f) in test_res.items():
+                            start = time.perf_counter()
+                            rho = rho_matrix(features(method, torch.cat([te_r, te_f])), fp_tensor.unsqueeze(0), mode=mode)[:, 0].double().numpy()
+                            per_image = (time.perf_counter() - start) / len(rho)
+                            labels = np.concatenate([np.zeros(te_r.shape[0]), np.ones(te_f.shape[0])])
+                            m = detection_metrics(labels, decide(rho, mu_r, mu_f), signed_score(rho, mu_r, mu_f))
+                            rows.append(
+                                BenchRow(model, method, n, repeat, pert, mode, m["accuracy"], m["acc_real"], m["acc_fake"], m["auc"], m["ap"], m["n_real"], m["n_fake"], round(result.seconds, 3), per_image, mu_r, mu_f)
+                            )
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(), "extractor_id": extractor.cache_id}
     if timings.get("residual_images"):
         timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
-    dif_rows = [r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb]
+    dif_rows = [r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation]
     if dif_rows:
         timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / cfg.steps
     return {"config": asdict(cfg), "environment": env, "timings": timings, "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
@@ -176,10 +184,10 @@ def summarize(rows: list[BenchRow]) -> list[dict]:
     """Mean and spread (sample std over repeats) per (model, method, train size, perturbation)."""
     groups: dict[tuple, list[BenchRow]] = {}
     for r in rows:
-        groups.setdefault((r.model, r.method, r.train_size, r.perturb), []).append(r)
+        groups.setdefault((r.model, r.method, r.train_size, r.perturb, r.correlation), []).append(r)
     out = []
-    for (model, method, n, pert), rs in groups.items():
-        entry = {"model": model, "method": method, "train_size": n, "perturb": pert, "repeats": len(rs)}
+    for (model, method, n, pert, mode), rs in groups.items():
+        entry = {"model": model, "method": method, "train_size": n, "perturb": pert, "correlation": mode, "repeats": len(rs)}
         for key in ("accuracy", "acc_real", "acc_fake", "auc", "ap", "train_seconds"):
             vals = [getattr(r, key) for r in rs]
             entry[key] = statistics.mean(vals)
@@ -192,13 +200,14 @@ def markdown_table(result: dict) -> str:
     """The README table: balanced accuracy (AUC) per generator and train size, mean ± std over repeats."""
     summary = result["summary"]
     perts = sorted({s["perturb"] for s in summary}, key=lambda p: (p != "none", p))
+    modes = sorted({s["correlation"] for s in summary}, key=lambda m: (m != "plain", m))
     lines = []
-    for pert in perts:
-        rows = [s for s in summary if s["perturb"] == pert]
+    for mode, pert in [(m, p) for m in modes for p in perts]:
+        rows = [s for s in summary if s["perturb"] == pert and s["correlation"] == mode]
         models = sorted({s["model"] for s in rows})
         sizes = sorted({s["train_size"] for s in rows})
         methods = [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in rows)]
-        lines.append(f"\n**Test images: {pert}** — balanced accuracy (AUC), mean ± std over {rows[0]['repeats']} repeat(s)\n")
+        lines.append(f"\n**Test images: {pert}, correlation: {mode}** — balanced accuracy (AUC), mean ± std over {rows[0]['repeats']} repeat(s)\n")
         lines.append("| generator | N | " + " | ".join(methods) + " |")
         lines.append("|---|---|" + "---|" * len(methods))
         for model in models:

@@ -25,7 +25,7 @@ def cmd_bench(args) -> int:
         extractor=args.extractor,
         crop=args.crop,
         border=args.border,
-        correlation=args.correlation,
+        correlations=_csv(args.correlation),
         perturb=_csv(args.perturb) if args.perturb else ("none",),
     )
     start = time.time()
@@ -57,7 +57,7 @@ def register(sub, add_common) -> None:
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--border", type=int, default=8)
-    p.add_argument("--correlation", choices=CORRELATIONS, default="plain")
+    p.add_argument("--correlation", default="plain", help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)}")
     p.add_argument("--perturb", help=f"comma-separated test-time perturbations: {','.join(PERTURBATIONS)}")
     p.add_argument("--out", default="artifacts/bench")
     add_common(p)

@@ -6,15 +6,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 PY=${PYTHON:-python3}
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+apt_install() {  # Debian packages, only when missing
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+# OpenCV (pulled in by invisible-watermark, the SD watermark decoder) needs libGL and glib at import.
+apt_install libgl1 libglib2.0-0
 # The CPU build of torch (a plain `pip install torch` may pull a multi-GB CUDA build).
 $PY -c "import torch" 2>/dev/null || $PY -m pip install -q torch==2.13.0
 if [ "${1:-}" = "--test" ]; then
   $PY -m pip install -q -e ".[test]"
-  if [ ! -x /usr/bin/chromium ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-  fi
+  apt_install chromium
 else
   $PY -m pip install -q -e .
 fi

@@ -34,11 +34,11 @@ def test_every_perturbation_keeps_shape_and_changes_the_hash(name):
 def test_bench_grid_writes_json_and_markdown(tiny_dataset, tmp_path):
     from engine.store import Store
 
-    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8, 16), methods=("dif", "marra18"), steps=10, extractor="wavelet", crop=64, border=8, perturb=("none", "jpeg75"))
+    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8, 16), methods=("dif", "marra18"), steps=10, extractor="wavelet", crop=64, border=8, perturb=("none", "jpeg75"), correlations=("plain", "shift-max"))
     with Store(tmp_path / "store") as store:
         result = run_bench(cfg, store)
         again = run_bench(cfg, store)  # residuals come from the cache the second time
-    assert len(result["rows"]) == 2 * 2 * 2  # sizes x methods x perturbations
+    assert len(result["rows"]) == 2 * 2 * 2 * 2  # sizes x methods x perturbations x correlations
     assert "residual_seconds_per_image" in result["timings"] and "residual_seconds_per_image" not in again["timings"]
     marra = [r for r in result["rows"] if r["method"] == "marra18" and r["perturb"] == "none"]
     assert all(r["accuracy"] > 0.9 for r in marra)  # the tiny generator's mean residual is obvious
