@@ -77,3 +77,23 @@ def test_unusable_store_location_is_one_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open store"):
         Store(blocker / "cache").names()
+
+
+def test_disk_full_during_training_leaves_the_store_as_it_was(tiny_dataset, tmp_path):
+    """RLIMIT_FSIZE makes every write past a few KB fail with EFBIG, as a full disk would."""
+    import resource
+
+    root = tmp_path / "store"
+    subprocess.run(_train_args(tiny_dataset, root, "keep"), check=True, env=ENV, capture_output=True)
+    before = Store(root).raw("keep")
+
+    def tiny_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG errors instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    proc = subprocess.run(_train_args(tiny_dataset, root, "big", method="dif", steps=3), env=ENV, capture_output=True, text=True, preexec_fn=tiny_disk)
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    with Store(root) as store:
+        assert store.names() == ["keep"] and store.raw("keep") == before
+    print(f"\ndisk full: write refused with: {proc.stderr.strip()}")
