@@ -18,7 +18,7 @@ from engine.device import default_device
 from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
 from engine.images import LoadedImage, center_crop, expand_sources, load_images
-from engine.methods import fit
+from engine.methods import fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.names import validate_name
 from engine.residuals import compute_residuals
@@ -135,7 +135,7 @@ def train_fingerprint(
     rho_real, rho_fake = rho[: len(real)], rho[len(real) :]
     if config.method != "dif" and len(fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
-        rho_fake = leave_one_out_rho(fp, res_fake)
+        rho_fake = leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
     fp.mu_real, fp.mu_fake = float(rho_real.mean()), float(rho_fake.mean())
     fp.train_rho_real, fp.train_rho_fake = rho_real.astype(np.float32), rho_fake.astype(np.float32)
     fp.train_metrics = metrics_from_rho(fp, rho_real, rho_fake)
@@ -144,18 +144,6 @@ def train_fingerprint(
     if store is not None:
         store.save(fp)
     return fp, False
-
-
-def leave_one_out_rho(fp: Fingerprint, res_fake: torch.Tensor) -> np.ndarray:
-    """Correlation of each generated training image with the mean fingerprint of the others."""
-    from engine.methods import features
-
-    feats = features(fp.method, res_fake)
-    n = feats.shape[0]
-    others = (fp.tensor.unsqueeze(0) * n - feats) / (n - 1)
-    from engine.correlation import rho_matrix
-
-    return np.array([rho_matrix(feats[i : i + 1], others[i : i + 1], mode=fp.correlation)[0, 0].item() for i in range(n)])
 
 
 def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:

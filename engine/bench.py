@@ -27,7 +27,7 @@ from engine.detect import decide, signed_score
 from engine.device import default_device, describe_device
 from engine.errors import ConfigError
 from engine.images import list_images, load_images
-from engine.methods import features, fit
+from engine.methods import features, fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.perturb import PERTURBATIONS, perturb
 from engine.residuals import compute_residuals, residual_key
@@ -173,10 +173,7 @@ def _train_means(method: str, tensor: torch.Tensor, tr_r: torch.Tensor, tr_f: to
     if method == "dif" or tr_f.shape[0] < 2:
         mu_f = rho_matrix(features(method, tr_f), tensor.unsqueeze(0), mode=mode)[:, 0].mean().item()
     else:
-        feats = features(method, tr_f)
-        n = feats.shape[0]
-        others = (tensor.unsqueeze(0) * n - feats) / (n - 1)
-        mu_f = float(np.mean([rho_matrix(feats[i : i + 1], others[i : i + 1], mode=mode).item() for i in range(n)]))
+        mu_f = leave_one_out_rho(method, tensor, tr_f, mode).mean().item()
     return mu_r, mu_f
 
 

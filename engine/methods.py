@@ -36,3 +36,16 @@ def fit(method: str, real: torch.Tensor, fake: torch.Tensor, config: TrainConfig
     if progress is not None:
         progress(TrainProgress(1, 1, 0.0, 0.0, 0.0, time.time() - start))
     return FitResult(tensor.contiguous(), [], time.time() - start)
+
+
+def leave_one_out_rho(method: str, tensor: torch.Tensor, fake: torch.Tensor, mode: str = "plain") -> torch.Tensor:
+    """For a mean fingerprint: each generated training image against the mean of the *others*.
+
+    The mean contains every training image, so scoring an image against it overstates mu_fake.
+    """
+    from engine.correlation import rho_matrix
+
+    feats = features(method, fake)
+    n = feats.shape[0]
+    others = (tensor.unsqueeze(0) * n - feats) / (n - 1)
+    return torch.stack([rho_matrix(feats[i : i + 1], others[i : i + 1], mode=mode)[0, 0] for i in range(n)])
