@@ -13,11 +13,11 @@ import torch
 from engine.calibration import calibrate, from_card
 from engine.config import TrainConfig
 from engine.denoisers import get_extractor
-from engine.detect import correlate, decide, scores_and_decisions
+from engine.detect import correlate, scores_and_decisions
 from engine.device import default_device
 from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
-from engine.images import LoadedImage, center_crop, expand_sources, load_images
+from engine.images import LoadedImage, center_crop, load_images
 from engine.methods import fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.names import validate_name

@@ -51,7 +51,7 @@ def wavelet_denoise(x: torch.Tensor, sigma0: float = 5.0 / 255.0, levels: int = 
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % mult, (-w) % mult
     y = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else x
-    lows, details = [], []
+    details = []
     low = y
     for _ in range(levels):
         low, det = haar_analysis(low)
