@@ -55,14 +55,18 @@ class TinyGenerator(torch.nn.Module):
         return (base + self.strength * torch.tanh(detail)).clamp(0, 1)
 
 
-def generate(tiles: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    gen = TinyGenerator(seed)
+def apply_generator(gen: TinyGenerator, tiles: list[tuple[str, np.ndarray]], prefix: str) -> list[tuple[str, np.ndarray]]:
+    """Run ``gen`` on each uint8 tile; outputs are named ``<prefix>-<tile name>``."""
     out = []
     for name, tile in tiles:
         x = torch.from_numpy(tile).permute(2, 0, 1).float().unsqueeze(0) / 255.0
         y = (gen(x)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out.append((f"gen{seed}-{name}", y))
+        out.append((f"{prefix}-{name}", y))
     return out
+
+
+def generate(tiles: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    return apply_generator(TinyGenerator(seed), tiles, f"gen{seed}")
 
 
 def write_pngs(folder: Path, items: list[tuple[str, np.ndarray]]) -> Path:

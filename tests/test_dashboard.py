@@ -7,7 +7,6 @@ trained against scikit-image photo tiles. The app finds the store through DIF_CA
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zipfile
 import zlib
@@ -18,20 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TinyGenerator, photo_tiles, write_pngs
+from conftest import TinyGenerator, apply_generator, photo_tiles, write_pngs
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TIMEOUT = 120
 TINY_CONFIG = dict(extractor="wavelet", crop=64, border=8, steps=20, batch=8)
-
-
-def _apply(gen: TinyGenerator, tiles, prefix: str):
-    out = []
-    for name, tile in tiles:
-        x = torch.from_numpy(tile).permute(2, 0, 1).float().unsqueeze(0) / 255.0
-        y = (gen(x)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out.append((f"{prefix}-{name}", y))
-    return out
 
 
 def fine_tuned(seed: int, shift_seed: int, scale: float = 0.03) -> TinyGenerator:
@@ -56,7 +46,7 @@ def build_tiny_store(root: Path) -> dict:
     real_dir = write_pngs(root / "real", real)
     gens = {"gen0": TinyGenerator(0), "gen0-ft": fine_tuned(0, 7), "gen1": TinyGenerator(1)}
     meta = {"gen0": {"release_date": "2023-01-01"}, "gen0-ft": {"release_date": "2023-06-01", "base_model": "gen0"}, "gen1": {"release_date": "2023-03-01"}}
-    dirs = {name: write_pngs(root / name, _apply(gen, fake_src, name)) for name, gen in gens.items()}
+    dirs = {name: write_pngs(root / name, apply_generator(gen, fake_src, name)) for name, gen in gens.items()}
     store = Store(root / "store")
     config = TrainConfig(**TINY_CONFIG)
     for name, folder in dirs.items():
