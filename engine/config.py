@@ -32,6 +32,9 @@ class TrainConfig:
     unet_base: int = 32
     correlation: str = "plain"
     pad: bool = False
+    # when the generated training images carry a known watermark, embed it into the real ones too
+    # (engine/watermark_match.py), so that the fingerprint cannot separate the classes by the mark
+    watermark_match: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

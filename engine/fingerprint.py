@@ -53,6 +53,8 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "metadata": ((dict,), False),
     "calibration": ((dict,), False),
     "test_files": ((dict,), False),
+    "watermark": ((dict,), False),
+    "reference_pool": ((dict,), False),
 }
 
 
@@ -84,6 +86,8 @@ class Fingerprint:
     metadata: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     test_files: dict[str, list[str]] = field(default_factory=dict)  # held-out image paths (for cross-detection)
+    watermark: dict[str, Any] = field(default_factory=dict)  # known-watermark survey of the training set, and whether it was matched
+    reference_pool: dict[str, Any] = field(default_factory=dict)  # the real pool mu_real was calibrated on
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version: str = __version__
 
@@ -122,6 +126,8 @@ class Fingerprint:
             "metadata": self.metadata,
             "calibration": self.calibration,
             "test_files": self.test_files,
+            "watermark": self.watermark,
+            "reference_pool": self.reference_pool,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -285,6 +291,8 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         metadata=card.get("metadata", {}),
         calibration=card.get("calibration", {}),
         test_files=card.get("test_files", {}),
+        watermark=card.get("watermark", {}),
+        reference_pool=card.get("reference_pool", {}),
         created=card["created"],
         version=card["version"],
     )

@@ -234,7 +234,7 @@ def _build(store: Store, progress: Progress | None, config: ZooConfig, start: fl
     from engine.zoo_models import generate
     from engine.zoo_photos import interleave, pool_tiles
 
-    tcfg = TrainConfig(method=config.method, extractor=config.extractor, crop=config.crop, border=config.border, steps=config.fp_steps, batch=config.fp_batch, seed=config.seed)
+    tcfg = TrainConfig(method=config.method, extractor=config.extractor, crop=config.crop, border=config.border, steps=config.fp_steps, batch=config.fp_batch, seed=config.seed, watermark_match=False)  # our own CNNs mark nothing
     need = 2 * (config.n_train + config.n_test)
     tiles = interleave(pool_tiles("demo", config.crop), config.seed)
     if len(tiles) < need:

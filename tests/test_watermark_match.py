@@ -1,0 +1,68 @@
+"""Watermark-matched training on images the project marks itself with the invisible-watermark encoder.
+
+The stand-in for SD's images: 512x512 resizes of scikit-image photos, marked as the reference SD
+scripts mark their outputs, then centre-cropped to 256x256 (as ``datasets/sd1`` was made).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.api import train_fingerprint
+from engine.config import TrainConfig
+from engine.images import LoadedImage, content_hash
+from engine.watermark import SD_GENERATOR, embed_sd_watermark
+from engine.watermark_match import mark_like_sd, marked_copies, survey
+from tests.test_provenance import CENTRE, photo512
+
+MARKED = ("astronaut", "coffee", "chelsea", "rocket", "camera", "colorwheel")
+PLAIN = ("retina", "hubble_deep_field", "immunohistochemistry", "coins", "moon", "grass")
+
+
+def loaded(name: str, pixels: np.ndarray) -> LoadedImage:
+    return LoadedImage(np.ascontiguousarray(pixels), name, content_hash(pixels.tobytes()), (pixels.shape[1], pixels.shape[0]), "RGB", "PNG")
+
+
+@pytest.fixture(scope="module")
+def sets() -> dict[str, list[LoadedImage]]:
+    generated = [loaded(f"{n}-marked", embed_sd_watermark(photo512(n))[CENTRE, CENTRE]) for n in MARKED]
+    real = [loaded(n, photo512(n)[CENTRE, CENTRE]) for n in PLAIN]
+    return {"generated": generated, "real": real}
+
+
+def test_survey_finds_the_mark_on_marked_crops_only(sets):
+    marked, plain = survey(sets["generated"]), survey(sets["real"])
+    assert marked.generator == SD_GENERATOR and marked.fraction >= 0.5
+    assert plain.generator is None and plain.marked == 0 and plain.checked == len(PLAIN)
+
+
+def test_marking_a_256_crop_makes_it_read_like_the_generated_set(sets):
+    copies = marked_copies(sets["real"])
+    assert survey(copies).generator == SD_GENERATOR
+    for before, after in zip(sets["real"], copies):
+        assert after.pixels.shape == before.pixels.shape and after.sha256 != before.sha256
+        diff = np.abs(after.pixels.astype(int) - before.pixels.astype(int))
+        assert 0 < diff.mean() < 3  # invisible: a fraction of a grey level on average
+
+
+def test_mark_like_sd_keeps_large_images_whole():
+    big = np.asarray(np.random.default_rng(0).integers(0, 255, (600, 640, 3)), dtype=np.uint8)
+    out = mark_like_sd(big)
+    assert out.shape == big.shape and not np.array_equal(out, big)
+
+
+def test_training_on_a_marked_set_marks_the_real_images_and_says_so(sets, store):
+    config = TrainConfig(method="marra18")
+    fp, _ = train_fingerprint("sd-like", sets["real"], sets["generated"], config, store)
+    assert fp.watermark["matched"] is True and fp.watermark["survey"]["generator"] == SD_GENERATOR
+    off, _ = train_fingerprint("sd-like-off", sets["real"], sets["generated"], TrainConfig(method="marra18", watermark_match=False), store)
+    assert off.watermark["matched"] is False and off.train_key != fp.train_key
+    # the real training images really were marked: mu_real differs from the unmarked run
+    assert fp.mu_real != pytest.approx(off.mu_real, abs=1e-9)
+    again = store.load("sd-like")
+    assert again.watermark == fp.watermark
+
+
+def test_unmarked_generated_set_is_left_alone(sets, store):
+    fp, _ = train_fingerprint("plain", sets["real"][:3], sets["real"][3:], TrainConfig(method="marra18"), store)
+    assert fp.watermark["matched"] is False and fp.watermark["survey"]["marked"] == 0
