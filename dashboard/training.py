@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from engine.api import train_fingerprint, train_from_folders
+from engine.api import calibrate_on_pool, train_fingerprint, train_from_folders
 from engine.config import TrainConfig
 from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
 from engine.images import LoadedImage
+from engine.reference_pool import cached_default_pool
 from engine.store import Store
 from engine.train import TrainingCancelled, TrainProgress
 
@@ -70,7 +71,8 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
             if not (request.fake_dir and request.real_dir):
                 raise ConfigError("give both folders (generated and real)")
             result = train_from_folders(
-                request.name, request.real_dir, request.fake_dir, request.config, store=store, progress=live.step, residual_progress=live.residuals
+                request.name, request.real_dir, request.fake_dir, request.config, store=store, progress=live.step, residual_progress=live.residuals,
+                reference_pool=cached_default_pool(request.config.crop),
             )
             for line in result["skipped"]:
                 st.warning(f"skipped {line}")
@@ -82,6 +84,9 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
         )
         if cached:
             st.info("Same images and settings as a stored model: reused it without training.")
+        # uploads have no held-out split: mu_real and the band come from the reference pool of real photos
+        calibrate_on_pool(fp, cached_default_pool(request.config.crop), store)
+        store.save(fp)
         return fp
     except TrainingCancelled:
         raise ConfigError("training cancelled; nothing was stored") from None

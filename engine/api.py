@@ -21,10 +21,12 @@ from engine.images import LoadedImage, center_crop, load_images
 from engine.methods import fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.names import validate_name
+from engine.reference_pool import ReferencePool, pool_id
 from engine.residuals import compute_residuals
 from engine.splits import split_half, take
 from engine.store import Store
 from engine.train import ProgressFn
+from engine.watermark_match import marked_copies, survey
 
 ALGORITHM_VERSION = "dif-lineage-train-1"
 ResidualProgress = Callable[[int, int], None]
@@ -108,6 +110,7 @@ def train_fingerprint(
         if residual_progress:
             residual_progress(offset + done, total)
 
+    real, watermark = match_watermark(real, fake, config)
     res_real = residuals_of(real, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, 0))
     res_fake = residuals_of(fake, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, len(real)))
     result = fit(config.method, res_real, res_fake, config, device, progress)
@@ -130,6 +133,7 @@ def train_fingerprint(
         history=result.history,
         seconds=round(result.seconds, 3),
         metadata=dict(metadata or {}),
+        watermark=watermark,
     )
     rho = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
     rho_real, rho_fake = rho[: len(real)], rho[len(real) :]
@@ -144,6 +148,19 @@ def train_fingerprint(
     if store is not None:
         store.save(fp)
     return fp, False
+
+
+def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig) -> tuple[list[LoadedImage], dict]:
+    """Watermark-matched training: mark the real images when the generated ones carry a known watermark.
+
+    Returns the real images to train on and the card's ``watermark`` record (survey and decision).
+    """
+    if not config.watermark_match:
+        return list(real), {"matched": False, "reason": "turned off (watermark_match=False)"}
+    found = survey(fake)
+    if found.generator is None:
+        return list(real), {"matched": False, "survey": found.to_dict(), "reason": "no known watermark in the generated training images"}
+    return marked_copies(real), {"matched": True, "survey": found.to_dict(), "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; it was embedded into the real training images"}
 
 
 def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:
@@ -187,6 +204,28 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
     return rows
 
 
+def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None,
+                      held_out_real: np.ndarray | None = None, held_out_fake: np.ndarray | None = None) -> Fingerprint:
+    """Re-estimate mu_real and the real side of the calibrated band on a broad pool of real photos.
+
+    The generated side stays as measured (held-out rho when given, else training rho). The card
+    records the pool (sources, images, scenes) and the mu_real the training photos alone gave.
+    """
+    pool_images = [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)] if pool.images else []
+    if len(pool_images) < 2:
+        return fp
+    rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
+    real_side = rho_pool if held_out_real is None else np.concatenate([rho_pool, held_out_real])
+    fake_side = fp.train_rho_fake.astype(np.float64) if held_out_fake is None else held_out_fake
+    training_mu = fp.reference_pool.get("mu_real_training", fp.mu_real)
+    fp.mu_real = float(real_side.mean())
+    if len(fake_side) >= 2:
+        fp.calibration = calibrate(real_side, fake_side, source="reference-pool" + ("+held-out" if held_out_real is not None else "")).to_dict()
+    fp.reference_pool = {**pool.summary(), "pool_id": pool_id(pool), "mu_real_training": float(training_mu), "mu_real_pool": float(rho_pool.mean()),
+                         "sd_real_pool": float(rho_pool.std()), "n_held_out_real": 0 if held_out_real is None else int(len(held_out_real))}
+    return fp
+
+
 def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:
     """Group-aware seeded halves of the images under ``folder``."""
     from engine.images import list_images
@@ -211,8 +250,14 @@ def train_from_folders(
     strict: bool = False,
     metadata: dict | None = None,
     evaluate_test: bool = True,
+    reference_pool: ReferencePool | None = None,
 ) -> dict:
-    """The ``dif train`` contract: split each folder in halves, train on N + N, test on the held-out halves."""
+    """The ``dif train`` contract: split each folder in halves, train on N + N, test on the held-out halves.
+
+    With a ``reference_pool``, mu_real and the real side of the band come from the pool before the
+    held-out halves are scored, so the held-out real accuracy is a false-positive rate on scenes that
+    neither training nor calibration saw.
+    """
     real_train_files, real_test_files = split_folder(real_dir, config.seed)
     fake_train_files, fake_test_files = split_folder(fake_dir, config.seed)
     real_train_files = take(real_train_files, train_size, config.seed)
@@ -232,17 +277,28 @@ def train_from_folders(
         fake_test = _usable(fake_test, config, skipped)
         rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
         rho_r, rho_f = rho[: len(real_test)], rho[len(real_test) :]
+        before = metrics_from_rho(fp, rho_r, rho_f) if reference_pool is not None else None
+        if reference_pool is not None:
+            calibrate_on_pool(fp, reference_pool, store, device, held_out_fake=rho_f if len(rho_f) >= 2 else None)
         metrics = metrics_from_rho(fp, rho_r, rho_f)
-        if len(rho_r) >= 2 and len(rho_f) >= 2:
+        if before is not None:
+            metrics.update({"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]})
+        if reference_pool is None and len(rho_r) >= 2 and len(rho_f) >= 2:
             # held-out calibration: the test halves are never used to fit the fingerprint
-            cal = calibrate(rho_r, rho_f, source="held-out")
-            fp.calibration = cal.to_dict()
-            metrics.update({"fpr_real_at_level": cal.fpr_real, "inconclusive_real": cal.inconclusive_real, "inconclusive_fake": cal.inconclusive_fake})
+            fp.calibration = calibrate(rho_r, rho_f, source="held-out").to_dict()
+        cal = from_card(fp.calibration)
+        if cal is not None and len(rho_r) and len(rho_f):
+            v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
+            metrics.update({"fpr_real_at_level": float(np.mean(v_r == "generated")), "inconclusive_real": float(np.mean(v_r == "inconclusive")), "inconclusive_fake": float(np.mean(v_f == "inconclusive"))})
         fp.test_metrics = metrics
         fp.test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         if store is not None:
             store.save(fp)
         result["test_metrics"] = metrics
+    elif reference_pool is not None:
+        calibrate_on_pool(fp, reference_pool, store, device)
+        if store is not None:
+            store.save(fp)
     return result
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from engine.errors import DifError
+from engine.errors import ConfigError, DifError
 
 
 class ProgressBar:
@@ -62,12 +62,26 @@ def _round(metrics: dict | None, digits: int = 4) -> dict:
 
 
 # ---------------------------------------------------------------- commands
+def _reference_pool(args, crop: int):
+    """The default pool plus the user's folder (``--reference-pool DIR``), unless ``--no-reference-pool``."""
+    from engine.reference_pool import default_pool, folder_pool
+
+    if args.no_reference_pool:
+        return None
+    pool = default_pool(tile=crop)
+    if args.reference_pool:
+        if not Path(args.reference_pool).is_dir():
+            raise ConfigError(f"{args.reference_pool}: reference-pool folder not found")
+        pool = pool.extend(folder_pool(args.reference_pool, crop))
+    return pool
+
+
 def cmd_train(args) -> int:
     from engine.api import train_from_folders
     from engine.config import TrainConfig
     from engine.device import default_device, describe_device
 
-    config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed, correlation=args.correlation, pad=args.pad)
+    config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed, correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match)
     store = _store(args)
     show = not args.quiet
     res_bar = ProgressBar("residuals", show)
@@ -78,7 +92,8 @@ def cmd_train(args) -> int:
 
     metadata = json.loads(args.metadata) if args.metadata else None
     start = time.time()
-    result = train_from_folders(args.name, args.real, args.fake, config, args.train_size, store, default_device(), on_step, res_bar.update, args.strict, metadata)
+    result = train_from_folders(args.name, args.real, args.fake, config, args.train_size, store, default_device(), on_step, res_bar.update, args.strict, metadata,
+                                reference_pool=_reference_pool(args, config.crop))
     fp = result["fingerprint"]
     summary = {
         "name": fp.name,
@@ -95,6 +110,8 @@ def cmd_train(args) -> int:
         "seconds": round(time.time() - start, 2),
         "train_seconds": fp.seconds,
         "skipped": result["skipped"],
+        "watermark": fp.watermark,
+        "reference_pool": {k: v for k, v in fp.reference_pool.items() if k != "scenes"},
     }
     summary.update({(f"test_{k}" if k in ("n_real", "n_fake") else k): v for k, v in _round(result["test_metrics"]).items()})
     if args.json:
@@ -105,6 +122,11 @@ def cmd_train(args) -> int:
         t = result["test_metrics"] or {}
         print(f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}")
         print(f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}")
+        if fp.watermark.get("matched"):
+            print(f"  watermark-matched training: {fp.watermark['reason']}")
+        if fp.reference_pool:
+            rp = fp.reference_pool
+            print(f"  mu_real calibrated on a reference pool of {rp['n_images']} real images from {rp['n_scenes']} scenes (training photos alone gave {rp['mu_real_training']:+.5f})")
         if t:
             print(f"  held-out: balanced accuracy {t['accuracy']:.3f} (real {t['acc_real']:.3f}, generated {t['acc_fake']:.3f}), AUC {t['auc']:.3f}, AP {t['ap']:.3f}  [{t['n_real']} real, {t['n_fake']} generated]")
     return 0
@@ -226,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--correlation", choices=CORRELATIONS, default=d.correlation)
     p.add_argument("--pad", action="store_true", help="pad images smaller than the crop instead of skipping them")
+    p.add_argument("--no-watermark-match", action="store_true", help="do not embed a known watermark found in the generated images into the real ones")
+    p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool mu_real is calibrated on")
+    p.add_argument("--no-reference-pool", action="store_true", help="keep mu_real from the training photos only")
     p.add_argument("--metadata", help='JSON object of user metadata, e.g. {"release_date": "2023-01-01", "base_model": "sd1"}')
     p.add_argument("--strict", action="store_true", help="stop at the first bad image instead of skipping it")
     p.add_argument("--json", action="store_true")
