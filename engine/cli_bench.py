@@ -27,6 +27,9 @@ def cmd_bench(args) -> int:
         border=args.border,
         correlations=_csv(args.correlation),
         perturb=_csv(args.perturb) if args.perturb else ("none",),
+        train_variants=_csv(args.train),
+        reference_pool=not args.no_reference_pool,
+        pool_dir=args.reference_pool,
     )
     start = time.time()
 
@@ -59,6 +62,10 @@ def register(sub, add_common) -> None:
     p.add_argument("--border", type=int, default=8)
     p.add_argument("--correlation", default="plain", help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)}")
     p.add_argument("--perturb", help=f"comma-separated test-time perturbations: {','.join(PERTURBATIONS)}")
+    p.add_argument("--train", default="default", help="comma-separated training variants: default (watermark-matched when a known watermark is found), "
+                   "no-wm-match, mixed (random JPEG 75/50/none per image), or a perturbation name (train on perturbed images)")
+    p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool")
+    p.add_argument("--no-reference-pool", action="store_true", help="skip the reference-pool calibration rows")
     p.add_argument("--out", default="artifacts/bench")
     add_common(p)
     p.set_defaults(func=cmd_bench)

@@ -44,6 +44,7 @@ class FitResult:
     tensor: torch.Tensor  # 3 x s x s, float32, CPU
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> EMA fingerprint at that step
 
 
 def _pick(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -61,8 +62,13 @@ def fit_dif(
     device: torch.device,
     progress: ProgressFn | None = None,
     history_every: int = 10,
+    snapshot_steps: tuple[int, ...] = (),
 ) -> FitResult:
-    """Train the DIF fingerprint on residuals ``real`` and ``fake`` (N x 3 x s x s each)."""
+    """Train the DIF fingerprint on residuals ``real`` and ``fake`` (N x 3 x s x s each).
+
+    ``snapshot_steps`` keeps copies of the EMA fingerprint at those steps: one long run then shows
+    how accuracy depends on the step count (scripts/step_convergence.py) at the cost of one run.
+    """
     if real.shape[0] < 1 or fake.shape[0] < 1:
         raise ConfigError("training needs at least one real and one generated image")
     size = config.size
@@ -81,6 +87,7 @@ def fit_dif(
     numel = real_std.shape[1]
     ema: torch.Tensor | None = None
     history: list[dict] = []
+    snapshots: dict[int, torch.Tensor] = {}
     start = time.time()
     use_autocast = device.type == "cuda"
     for step in range(1, config.steps + 1):
@@ -106,10 +113,12 @@ def fit_dif(
             ema = detached.clone() if ema is None else ema.mul_(config.ema).add_(detached, alpha=1 - config.ema)
             mu_r = corr[labels == 0].mean().item()
             mu_f = corr[labels == 1].mean().item()
+            if step in snapshot_steps:
+                snapshots[step] = ema.cpu().clone()
         info = TrainProgress(step, config.steps, loss.item(), mu_r, mu_f, time.time() - start)
         if step % history_every == 0 or step == config.steps:
             history.append({"step": step, "loss": round(info.loss, 6), "batch_mu_real": round(mu_r, 6), "batch_mu_fake": round(mu_f, 6)})
         if progress is not None and progress(info) is False:
             raise TrainingCancelled(f"training cancelled at step {step}")
     assert ema is not None
-    return FitResult(ema.cpu().contiguous(), history, time.time() - start)
+    return FitResult(ema.cpu().contiguous(), history, time.time() - start, snapshots)
