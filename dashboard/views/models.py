@@ -107,6 +107,20 @@ def add_model() -> None:
         st.rerun()  # redraw the table with the new model
 
 
+def training_notes(fp) -> list[str]:
+    """One line each on the two confounds the engine handles: a known watermark and mu_real's real photos."""
+    lines = []
+    if fp.watermark.get("matched"):
+        lines.append(f"Watermark-matched training: {fp.watermark['reason']}.")
+    elif fp.watermark.get("survey"):
+        lines.append("No known watermark in the generated training images.")
+    if fp.reference_pool:
+        rp = fp.reference_pool
+        lines.append(f"mu_real calibrated on {rp['n_images']} real photos from {rp['n_scenes']} scenes "
+                     f"({rp['mu_real_pool']:+.4f}; the training photos alone gave {rp['mu_real_training']:+.4f}).")
+    return lines
+
+
 def model_detail() -> None:
     """The fingerprint and its spectrum (the paper's Fig. 2 view), the card, download and delete."""
     store = get_store()
@@ -123,6 +137,8 @@ def model_detail() -> None:
         if fp.history:
             hist = pd.DataFrame(fp.history).set_index("step")[["batch_mu_real", "batch_mu_fake"]]
             st.line_chart(hist.rename(columns={"batch_mu_real": "mu_real", "batch_mu_fake": "mu_generated"}), height=200)
+        for line in training_notes(fp):
+            st.caption(line)
         with st.expander("Card"):
             card = fp.card()
             card.pop("train_files", None)
