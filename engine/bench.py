@@ -146,8 +146,12 @@ def _pools(cfg: BenchConfig, say: Progress) -> dict[str, object]:
     return {"pool": pool}
 
 
-def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) -> dict:
-    """Run the whole grid; returns {"config", "environment", "rows", "summary", "timings", ...}."""
+def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run the whole grid; returns {"config", "environment", "rows", "summary", "timings", ...}.
+
+    ``progress`` gets one line per stage, each fit numbered against the grid's total;
+    ``step_progress(step, steps)`` follows every DIF training step (the CLI draws a bar).
+    """
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
     if not (root / cfg.real).is_dir():
@@ -166,6 +170,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) ->
     pool_info = {name: p.summary() for name, p in pools.items()}
     pool_res = {name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images}
     real_files = list_images(root / cfg.real)
+    total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
+    fit_no = 0
+    on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
     for model in models:
         fake_files = list_images(root / model)
         for repeat in range(cfg.repeats):
@@ -216,8 +223,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None) ->
                     tr_r, tr_f = tr_all_r[idx_r], tr_all_f[idx_f]
                     for method in cfg.methods:
                         config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed)
-                        say(f"{model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}")
-                        result = fit(method, tr_r, tr_f, config, device)
+                        fit_no += 1
+                        say(f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}")
+                        result = fit(method, tr_r, tr_f, config, device, on_step if method == "dif" else None)
                         for mode in cfg.correlations:
                             rows += _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr_f, test_res, probe_res, fold_pools)
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(), "extractor_id": extractor.cache_id}

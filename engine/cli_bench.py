@@ -12,7 +12,7 @@ def _csv(text: str, cast=str) -> tuple:
 
 def cmd_bench(args) -> int:
     from engine.bench import BenchConfig, markdown_table, run_bench, write_outputs
-    from engine.cli import _store
+    from engine.cli import ProgressBar, _store
 
     cfg = BenchConfig(
         data=args.data,
@@ -36,7 +36,14 @@ def cmd_bench(args) -> int:
     def say(msg: str) -> None:
         print(f"[{time.time() - start:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    result = run_bench(cfg, _store(args), say)
+    bars: list[ProgressBar] = []
+
+    def on_step(step: int, steps: int) -> None:
+        if step == 1:  # a new fit: a fresh bar, so its rate and ETA are this fit's
+            bars[:] = [ProgressBar("  DIF steps", sys.stderr.isatty())]
+        bars[0].update(step, steps)
+
+    result = run_bench(cfg, _store(args), say, on_step)
     result["timings"]["total_seconds"] = round(time.time() - start, 1)
     js, md = write_outputs(result, Path(args.out))
     print(markdown_table(result))

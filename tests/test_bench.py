@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engine.bench import BenchConfig, markdown_table, run_bench, write_outputs
+from engine.errors import ConfigError
 from engine.images import LoadedImage
 from engine.perturb import PERTURBATIONS, perturb
 
@@ -46,3 +47,32 @@ def test_bench_grid_writes_json_and_markdown(tiny_dataset, tmp_path):
     js, md = write_outputs(result, tmp_path / "out")
     assert json.loads(js.read_text())["summary"]
     assert "| fake | 16 |" in md.read_text() and md.read_text() == markdown_table(result)
+
+
+def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path):
+    """Perturbed and mixed training sets, the reference-pool calibrations, the watermark probe."""
+    from engine.store import Store
+
+    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18",), extractor="wavelet", crop=64, border=8,
+                      train_variants=("default", "no-wm-match", "mixed", "blur3"))
+    with Store(tmp_path / "store") as store:
+        result = run_bench(cfg, store)
+    variants = [r["train_variant"] for r in result["rows"]]
+    # the tiny generator marks nothing, so no-wm-match would repeat default and is skipped
+    assert variants == ["default", "mixed", "blur3"] and not any(r["wm_matched"] for r in result["rows"])
+    assert result["watermark_surveys"]["fake"][0]["generator"] is None
+    by = {r["train_variant"]: r for r in result["rows"]}
+    assert by["blur3"]["mu_fake"] != by["default"]["mu_fake"] and by["mixed"]["mu_fake"] != by["default"]["mu_fake"]
+    for row in result["rows"]:
+        assert set(row["calibrations"]) == {"training", "pool", "pool+train-half"}
+        pool = row["calibrations"]["pool"]
+        assert 0 <= pool["fpr"] <= 1 and 0 <= pool["band_fpr"] <= 1 and 0 <= row["fpr_watermarked_real"] <= 1
+        assert row["calibrations"]["training"]["fpr"] == pytest.approx(1 - row["acc_real"])
+    assert result["reference_pools"]["pool"]["n_scenes"] >= 4
+    table = markdown_table(result)
+    assert "False positives on unseen real scenes" in table and "Training: mixed" in table and "Training: blur3" in table
+
+
+def test_bench_refuses_unknown_training_variant(tiny_dataset):
+    with pytest.raises(ConfigError, match="training variant"):
+        run_bench(BenchConfig(data=str(tiny_dataset["root"]), train_variants=("sharpen",), crop=64))
