@@ -146,11 +146,13 @@ def _pools(cfg: BenchConfig, say: Progress) -> dict[str, object]:
     return {"pool": pool}
 
 
-def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None) -> dict:
+def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None,
+              checkpoint: Callable[[list[dict]], None] | None = None) -> dict:
     """Run the whole grid; returns {"config", "environment", "rows", "summary", "timings", ...}.
 
     ``progress`` gets one line per stage, each fit numbered against the grid's total;
-    ``step_progress(step, steps)`` follows every DIF training step (the CLI draws a bar).
+    ``step_progress(step, steps)`` follows every DIF training step (the CLI draws a bar);
+    ``checkpoint(rows)`` gets the rows so far after each fit, so a long run that is stopped keeps them.
     """
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
@@ -228,6 +230,8 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
                         result = fit(method, tr_r, tr_f, config, device, on_step if method == "dif" else None)
                         for mode in cfg.correlations:
                             rows += _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr_f, test_res, probe_res, fold_pools)
+                        if checkpoint is not None:
+                            checkpoint([asdict(r) for r in rows])
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(), "extractor_id": extractor.cache_id}
     if timings.get("residual_images"):
         timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]

@@ -1,6 +1,7 @@
 """``dif bench``: the benchmark command (see engine/bench.py)."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,17 @@ def cmd_bench(args) -> int:
             bars[:] = [ProgressBar("  DIF steps", sys.stderr.isatty())]
         bars[0].update(step, steps)
 
-    result = run_bench(cfg, _store(args), say, on_step)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / "rows.partial.json"
+
+    def keep(rows: list[dict]) -> None:
+        tmp = partial.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows) + "\n")
+        tmp.replace(partial)
+
+    result = run_bench(cfg, _store(args), say, on_step, keep)
+    partial.unlink(missing_ok=True)
     result["timings"]["total_seconds"] = round(time.time() - start, 1)
     js, md = write_outputs(result, Path(args.out))
     print(markdown_table(result))
