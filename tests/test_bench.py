@@ -76,3 +76,16 @@ def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path)
 def test_bench_refuses_unknown_training_variant(tiny_dataset):
     with pytest.raises(ConfigError, match="training variant"):
         run_bench(BenchConfig(data=str(tiny_dataset["root"]), train_variants=("sharpen",), crop=64))
+
+
+def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "bench"
+    code = main(["bench", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64",
+                 "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["config"]["reference_pool"] is False and len(result["rows"]) == 1
+    assert not (out / "rows.partial.json").exists()
+    assert "| fake | 8 |" in capsys.readouterr().out
