@@ -175,9 +175,10 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
     total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
     fit_no = 0
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
-    for model in models:
-        fake_files = list_images(root / model)
-        for repeat in range(cfg.repeats):
+    # repeats outermost: a run stopped part-way still holds every generator's first repeat
+    for repeat in range(cfg.repeats):
+        for model in models:
+            fake_files = list_images(root / model)
             seed = repeat
             real_half_f, real_test_f = split_half(real_files, seed)
             fake_train_f, fake_test_f = split_half(fake_files, seed)
