@@ -147,12 +147,14 @@ def _pools(cfg: BenchConfig, say: Progress) -> dict[str, object]:
 
 
 def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None,
-              checkpoint: Callable[[list[dict]], None] | None = None) -> dict:
+              checkpoint: Callable[[list[dict]], None] | None = None, resume_rows: list[dict] | None = None, max_minutes: float | None = None) -> dict:
     """Run the whole grid; returns {"config", "environment", "rows", "summary", "timings", ...}.
 
     ``progress`` gets one line per stage, each fit numbered against the grid's total;
     ``step_progress(step, steps)`` follows every DIF training step (the CLI draws a bar);
-    ``checkpoint(rows)`` gets the rows so far after each fit, so a long run that is stopped keeps them.
+    ``checkpoint(rows)`` gets the rows so far after each fit, so a long run that is stopped keeps them;
+    ``resume_rows`` (those rows) are reused instead of refitting; after ``max_minutes`` no new fit
+    starts and the result says how many were left out (``timings["fits_not_run"]``).
     """
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
@@ -173,7 +175,12 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
     pool_res = {name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images}
     real_files = list_images(root / cfg.real)
     total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
-    fit_no = 0
+    fit_no = skipped_fits = 0
+    finished: dict[tuple, list[BenchRow]] = {}
+    for r in resume_rows or []:
+        row = BenchRow(**r)
+        finished.setdefault((row.model, row.method, row.train_size, row.repeat, row.train_variant), []).append(row)
+    deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
     # repeats outermost: a run stopped part-way still holds every generator's first repeat
     for repeat in range(cfg.repeats):
@@ -227,6 +234,14 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
                     for method in cfg.methods:
                         config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed)
                         fit_no += 1
+                        key = (model, method, n, repeat, variant)
+                        if key in finished:
+                            say(f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}]: {method} with {n}+{n} kept from the earlier run")
+                            rows += finished[key]
+                            continue
+                        if deadline is not None and time.time() > deadline:
+                            skipped_fits += 1
+                            continue
                         say(f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}")
                         result = fit(method, tr_r, tr_f, config, device, on_step if method == "dif" else None)
                         for mode in cfg.correlations:
@@ -234,6 +249,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
                         if checkpoint is not None:
                             checkpoint([asdict(r) for r in rows])
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(), "extractor_id": extractor.cache_id}
+    timings["fits_not_run"] = skipped_fits
+    if skipped_fits:
+        say(f"time limit reached: {skipped_fits} of {total_fits} fits not run; the summary covers the rest")
     if timings.get("residual_images"):
         timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
     dif_rows = [r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation]
@@ -334,16 +352,18 @@ def summarize(rows: list[BenchRow]) -> list[dict]:
     return out
 
 
-def _pm(entry: dict, key: str) -> str:
+def _pm(entry: dict, key: str, most: int = 1) -> str:
+    """mean ± std; a dagger marks a cell with fewer repeats than the run asked for (time limit)."""
     if key not in entry:
         return "—"
     spread = entry.get(f"{key}_std", 0.0)
-    return f"{entry[key]:.3f}" + (f" ± {spread:.3f}" if entry["repeats"] > 1 else "")
+    return f"{entry[key]:.3f}" + (f" ± {spread:.3f}" if entry["repeats"] > 1 else "") + ("†" if entry["repeats"] < most else "")
 
 
 def markdown_table(result: dict) -> str:
     """The README tables: accuracy per generator/train size/method, then false positives and watermark sensitivity."""
     summary = result["summary"]
+    most = result["config"].get("repeats", 1)
     perts = sorted({s["perturb"] for s in summary}, key=lambda p: (p != "none", p))
     modes = sorted({s["correlation"] for s in summary}, key=lambda m: (m != "plain", m))
     variants = sorted({s["train_variant"] for s in summary}, key=lambda v: (v != "default", v))
@@ -355,7 +375,7 @@ def markdown_table(result: dict) -> str:
         models = sorted({s["model"] for s in rows})
         sizes = sorted({s["train_size"] for s in rows})
         methods = [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in rows)]
-        lines.append(f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± std over {rows[0]['repeats']} repeat(s)\n")
+        lines.append(f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± std over {most} repeat(s)\n")
         lines.append("| generator | N | " + " | ".join(methods) + " |")
         lines.append("|---|---|" + "---|" * len(methods))
         for model in models:
@@ -363,7 +383,7 @@ def markdown_table(result: dict) -> str:
                 cells = []
                 for m in methods:
                     s = next((x for x in rows if x["model"] == model and x["train_size"] == n and x["method"] == m), None)
-                    cells.append("—" if s is None else f"{_pm(s, 'accuracy')} ({s['auc']:.3f})")
+                    cells.append("—" if s is None else f"{_pm(s, 'accuracy', most)} ({s['auc']:.3f})")
                 wm = " (wm-matched)" if any(x["wm_matched"] for x in rows if x["model"] == model) else ""
                 lines.append(f"| {model}{wm} | {n} | " + " | ".join(cells) + " |")
     base = [s for s in summary if s["perturb"] == perts[0] and s["correlation"] == modes[0]]
@@ -378,16 +398,18 @@ def markdown_table(result: dict) -> str:
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for s in sorted(base, key=lambda x: (x["model"], x["train_variant"] != "default", x["train_variant"], x["train_size"], x["method"])):
-            cells = [s["model"], s["train_variant"] + (" (wm-matched)" if s["wm_matched"] else ""), str(s["train_size"]), s["method"], _pm(s, "training.fpr"), _pm(s, "fpr_watermarked_real")]
+            cells = [s["model"], s["train_variant"] + (" (wm-matched)" if s["wm_matched"] else ""), str(s["train_size"]), s["method"], _pm(s, "training.fpr", most), _pm(s, "fpr_watermarked_real", most)]
             for name in pools:
                 band = "—" if f"{name}.band_fpr" not in s else f"{s[f'{name}.band_fpr']:.3f} / {s[f'{name}.band_tpr']:.3f} / {(s[f'{name}.band_inconclusive_real'] + s[f'{name}.band_inconclusive_fake']) / 2:.3f}"
-                cells += [_pm(s, f"{name}.fpr"), _pm(s, f"{name}.accuracy"), band]
+                cells += [_pm(s, f"{name}.fpr", most), _pm(s, f"{name}.accuracy", most), band]
             lines.append("| " + " | ".join(cells) + " |")
     for name, info in result.get("reference_pools", {}).items():
         lines.append(f"\nReference pool `{name}`: {info['n_images']} images from {info['n_scenes']} scenes ({', '.join(info['sources'])})"
                      + (f"; {len(info['missing'])} default photo(s) missing" if info["missing"] else "") + ". `pool+train-half` adds the real training half (scenes disjoint from the test half).")
     t = result["timings"]
     env = result["environment"]
+    if any(s["repeats"] < most for s in summary):
+        lines.append(f"\n† fewer than {most} repeats: the run's time limit (`--max-minutes`) stopped it first; {t.get('fits_not_run', 0)} fit(s) not run.")
     lines.append("")
     lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s), extractor `{env['extractor_id']}`. "
                  + (f"Residuals: {t['residual_seconds_per_image']:.3f} s/image. " if "residual_seconds_per_image" in t else "")

@@ -53,7 +53,10 @@ def cmd_bench(args) -> int:
         tmp.write_text(json.dumps(rows) + "\n")
         tmp.replace(partial)
 
-    result = run_bench(cfg, _store(args), say, on_step, keep)
+    resume = json.loads(partial.read_text()) if args.resume and partial.is_file() else None
+    if resume is not None:
+        say(f"resuming: {len(resume)} rows from {partial}")
+    result = run_bench(cfg, _store(args), say, on_step, keep, resume, args.max_minutes)
     partial.unlink(missing_ok=True)
     result["timings"]["total_seconds"] = round(time.time() - start, 1)
     js, md = write_outputs(result, Path(args.out))
@@ -85,5 +88,7 @@ def register(sub, add_common) -> None:
     p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool")
     p.add_argument("--no-reference-pool", action="store_true", help="skip the reference-pool calibration rows")
     p.add_argument("--out", default="artifacts/bench")
+    p.add_argument("--resume", action="store_true", help="reuse the fits kept in OUT/rows.partial.json by an earlier, stopped run of the same grid")
+    p.add_argument("--max-minutes", type=float, help="start no new fit after this many minutes; the report covers the fits done")
     add_common(p)
     p.set_defaults(func=cmd_bench)

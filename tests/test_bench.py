@@ -89,3 +89,19 @@ def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_
     assert result["config"]["reference_pool"] is False and len(result["rows"]) == 1
     assert not (out / "rows.partial.json").exists()
     assert "| fake | 8 |" in capsys.readouterr().out
+
+
+def test_resume_reuses_kept_fits_and_time_limit_reports_the_rest(tiny_dataset, tmp_path):
+    from engine.store import Store
+
+    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18", "joslin20"), repeats=2, crop=64, border=8, reference_pool=False)
+    kept: list[list[dict]] = []
+    with Store(tmp_path / "store") as store:
+        full = run_bench(cfg, store, checkpoint=kept.append)
+        assert len(kept) == 4 and len(kept[-1]) == len(full["rows"]) == 4
+        stopped = run_bench(cfg, store, max_minutes=0)  # no fit may start
+        assert stopped["rows"] == [] and stopped["timings"]["fits_not_run"] == 4
+        partial = kept[1]  # the first repeat's two fits
+        resumed = run_bench(cfg, store, resume_rows=partial, max_minutes=0)
+    assert resumed["rows"] == partial and resumed["timings"]["fits_not_run"] == 2
+    assert "†" in markdown_table(resumed) and "2 fit(s) not run" in markdown_table(resumed)
