@@ -360,14 +360,49 @@ def _pm(entry: dict, key: str, most: int = 1) -> str:
     return f"{entry[key]:.3f}" + (f" ± {spread:.3f}" if entry["repeats"] > 1 else "") + ("†" if entry["repeats"] < most else "")
 
 
-def markdown_table(result: dict) -> str:
-    """The README tables: accuracy per generator/train size/method, then false positives and watermark sensitivity."""
+def _perturb_order(result: dict) -> list[str]:
+    """Perturbations in the order the run asked for them (``none`` first)."""
+    present = {s["perturb"] for s in result["summary"]}
+    asked = [p for p in result["config"].get("perturb", []) if p in present]
+    rest = sorted(present - set(asked))
+    return sorted(asked + rest, key=lambda p: p != "none")
+
+
+def robustness_matrix(result: dict) -> list[str]:
+    """One table per method at the largest train size: (generator, training, statistic) x test perturbation."""
     summary = result["summary"]
     most = result["config"].get("repeats", 1)
-    perts = sorted({s["perturb"] for s in summary}, key=lambda p: (p != "none", p))
+    perts = _perturb_order(result)
+    if len(perts) < 2 and len({s["train_variant"] for s in summary}) < 2:
+        return []
+    n = max(s["train_size"] for s in summary)
+    lines = []
+    for method in [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in summary)]:
+        rows = [s for s in summary if s["method"] == method and s["train_size"] == n]
+        keys = sorted({(s["model"], s["train_variant"], s["correlation"]) for s in rows}, key=lambda k: (k[0], k[1] != "default", k[1], k[2] != "plain", k[2]))
+        lines.append(f"\n**Robustness, {method}, N={n}** — balanced accuracy by test-time perturbation (both classes perturbed, so JPEG columns are also the format-matched control)\n")
+        lines.append("| generator | training | statistic | " + " | ".join(perts) + " |")
+        lines.append("|---|---|---|" + "---|" * len(perts))
+        for model, variant, mode in keys:
+            cells = []
+            for pert in perts:
+                e = next((s for s in rows if (s["model"], s["train_variant"], s["correlation"], s["perturb"]) == (model, variant, mode, pert)), None)
+                cells.append("—" if e is None else _pm(e, "accuracy", most))
+            wm = " (wm-matched)" if any(s["wm_matched"] for s in rows if (s["model"], s["train_variant"]) == (model, variant)) else ""
+            lines.append(f"| {model} | {variant}{wm} | {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_table(result: dict) -> str:
+    """The README tables: robustness matrices, accuracy per generator/train size/method, false positives and watermark sensitivity."""
+    summary = result["summary"]
+    most = result["config"].get("repeats", 1)
+    perts = _perturb_order(result)
     modes = sorted({s["correlation"] for s in summary}, key=lambda m: (m != "plain", m))
     variants = sorted({s["train_variant"] for s in summary}, key=lambda v: (v != "default", v))
-    lines = []
+    if not summary:
+        return "No fits were run.\n"
+    lines = robustness_matrix(result)
     for variant, mode, pert in [(v, m, p) for v in variants for m in modes for p in perts]:
         rows = [s for s in summary if s["perturb"] == pert and s["correlation"] == mode and s["train_variant"] == variant]
         if not rows:

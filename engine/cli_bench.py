@@ -14,6 +14,20 @@ def _csv(text: str, cast=str) -> tuple:
 def cmd_bench(args) -> int:
     from engine.bench import BenchConfig, markdown_table, run_bench, write_outputs
     from engine.cli import ProgressBar, _store
+    from engine.errors import ConfigError
+
+    if args.from_json:
+        try:
+            result = json.loads(Path(args.from_json).read_text())
+            table = markdown_table(result)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{args.from_json}: not a dif bench results.json ({type(exc).__name__}: {exc})") from None
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "results.md").write_text(table)
+        print(table)
+        return 0
+    if not args.data:
+        raise ConfigError("dif bench needs --data ROOT (or --from-json FILE to re-render tables)")
 
     cfg = BenchConfig(
         data=args.data,
@@ -71,7 +85,8 @@ def register(sub, add_common) -> None:
     from engine.perturb import PERTURBATIONS
 
     p = sub.add_parser("bench", help="benchmark DIF and the baselines on ROOT/<real> vs ROOT/<generator> folders")
-    p.add_argument("--data", required=True, help="folder with one real-photo folder and one folder per generator")
+    p.add_argument("--data", help="folder with one real-photo folder and one folder per generator")
+    p.add_argument("--from-json", metavar="FILE", help="only re-render the tables of an earlier run's results.json into OUT/results.md")
     p.add_argument("--real", default="real")
     p.add_argument("--models", help="comma-separated generator folders (default: all but --real)")
     p.add_argument("--train-sizes", default="16,32,64")

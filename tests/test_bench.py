@@ -105,3 +105,20 @@ def test_resume_reuses_kept_fits_and_time_limit_reports_the_rest(tiny_dataset, t
         resumed = run_bench(cfg, store, resume_rows=partial, max_minutes=0)
     assert resumed["rows"] == partial and resumed["timings"]["fits_not_run"] == 2
     assert "†" in markdown_table(resumed) and "2 fit(s) not run" in markdown_table(resumed)
+
+
+def test_from_json_rerenders_tables_and_names_a_bad_file(tiny_dataset, tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64", "--perturb", "none,jpeg75",
+                 "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 0
+    first = (out / "results.md").read_text()
+    assert "Robustness, marra18, N=8" in first
+    assert main(["bench", "--from-json", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "results.md").read_text() == first
+    (tmp_path / "bad.json").write_text("{}")
+    capsys.readouterr()
+    assert main(["bench", "--from-json", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.json" in err[0]
