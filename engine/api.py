@@ -205,7 +205,7 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
 
 
 def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None,
-                      held_out_real: np.ndarray | None = None, held_out_fake: np.ndarray | None = None) -> Fingerprint:
+                      held_out_fake: np.ndarray | None = None) -> Fingerprint:
     """Re-estimate mu_real and the real side of the calibrated band on a broad pool of real photos.
 
     The generated side stays as measured (held-out rho when given, else training rho). The card
@@ -215,14 +215,13 @@ def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None 
     if len(pool_images) < 2:
         return fp
     rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
-    real_side = rho_pool if held_out_real is None else np.concatenate([rho_pool, held_out_real])
     fake_side = fp.train_rho_fake.astype(np.float64) if held_out_fake is None else held_out_fake
     training_mu = fp.reference_pool.get("mu_real_training", fp.mu_real)
-    fp.mu_real = float(real_side.mean())
+    fp.mu_real = float(rho_pool.mean())
     if len(fake_side) >= 2:
-        fp.calibration = calibrate(real_side, fake_side, source="reference-pool" + ("+held-out" if held_out_real is not None else "")).to_dict()
+        fp.calibration = calibrate(rho_pool, fake_side, source="reference-pool").to_dict()
     fp.reference_pool = {**pool.summary(), "pool_id": pool_id(pool), "mu_real_training": float(training_mu), "mu_real_pool": float(rho_pool.mean()),
-                         "sd_real_pool": float(rho_pool.std()), "n_held_out_real": 0 if held_out_real is None else int(len(held_out_real))}
+                         "sd_real_pool": float(rho_pool.std())}
     return fp
 
 

@@ -31,7 +31,7 @@ from engine.images import list_images, load_images
 from engine.methods import features, fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.perturb import PERTURBATIONS, perturb
-from engine.reference_pool import default_pool, folder_pool
+from engine.reference_pool import build_pool
 from engine.watermark_match import marked_copies, survey
 from engine.residuals import compute_residuals, residual_key
 from engine.splits import split_half, take
@@ -112,8 +112,6 @@ def _validate(cfg: BenchConfig) -> None:
     for variant in cfg.train_variants:
         if variant not in TRAIN_VARIANTS and (variant not in PERTURBATIONS or variant == "none"):
             raise ConfigError(f"unknown training variant {variant!r} (choose from {', '.join(TRAIN_VARIANTS)} or a perturbation)")
-    if cfg.pool_dir and not Path(cfg.pool_dir).is_dir():
-        raise ConfigError(f"{cfg.pool_dir}: reference-pool folder not found")
 
 
 def training_sets(variant: str, real: list, fake: list, watermark: str | None, seed: int) -> tuple[list, list, bool]:
@@ -138,11 +136,9 @@ def training_sets(variant: str, real: list, fake: list, watermark: str | None, s
 def _pools(cfg: BenchConfig, say: Progress) -> dict[str, object]:
     if not cfg.reference_pool:
         return {}
-    pool = default_pool(tile=cfg.crop)
+    pool = build_pool(cfg.crop, cfg.pool_dir)
     if pool.missing:
         say(f"reference pool: {len(pool.missing)} default photo(s) missing (install the Debian wallpaper packages)")
-    if cfg.pool_dir:
-        pool = pool.extend(folder_pool(cfg.pool_dir, cfg.crop))
     return {"pool": pool}
 
 
@@ -269,9 +265,8 @@ def _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr
     """All rows of one trained fingerprint under one detection statistic."""
     fp_tensor = result.tensor
     # the statistic changes detection only: mu_r / mu_f are re-measured with it
-    mu_r, mu_f = _train_means(method, fp_tensor, tr_r, tr_f, mode)
-    rho_train_f = _rho(method, fp_tensor, tr_f, mode) if method == "dif" or tr_f.shape[0] < 2 else leave_one_out_rho(method, fp_tensor, tr_f, mode).double().numpy()
-    rho_train_r = _rho(method, fp_tensor, tr_r, mode)
+    rho_train_r, rho_train_f = train_rho(method, fp_tensor, tr_r, tr_f, mode)
+    mu_r, mu_f = float(rho_train_r.mean()), float(rho_train_f.mean())
     rho_probe = _rho(method, fp_tensor, probe_res, mode)
     pool_rho = {name: _rho(method, fp_tensor, res, mode) for name, res in pools.items()}
     rows = []
@@ -312,14 +307,10 @@ def calibration_metrics(mu_real: float, pool_rho: np.ndarray | None, rho_train_f
     return out
 
 
-def _train_means(method: str, tensor: torch.Tensor, tr_r: torch.Tensor, tr_f: torch.Tensor, mode: str) -> tuple[float, float]:
-    """mu_real and mu_fake on the training residuals (leave-one-out for mean fingerprints)."""
-    mu_r = rho_matrix(features(method, tr_r), tensor.unsqueeze(0), mode=mode)[:, 0].mean().item()
-    if method == "dif" or tr_f.shape[0] < 2:
-        mu_f = rho_matrix(features(method, tr_f), tensor.unsqueeze(0), mode=mode)[:, 0].mean().item()
-    else:
-        mu_f = leave_one_out_rho(method, tensor, tr_f, mode).mean().item()
-    return mu_r, mu_f
+def train_rho(method: str, tensor: torch.Tensor, tr_r: torch.Tensor, tr_f: torch.Tensor, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """rho of the real and generated training residuals (generated leave-one-out for mean fingerprints)."""
+    rho_f = _rho(method, tensor, tr_f, mode) if method == "dif" or tr_f.shape[0] < 2 else leave_one_out_rho(method, tensor, tr_f, mode).double().numpy()
+    return _rho(method, tensor, tr_r, mode), rho_f
 
 
 def _flat(row: BenchRow) -> dict[str, float]:

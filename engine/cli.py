@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from engine.errors import ConfigError, DifError
+from engine.errors import DifError
 
 
 class ProgressBar:
@@ -64,16 +64,9 @@ def _round(metrics: dict | None, digits: int = 4) -> dict:
 # ---------------------------------------------------------------- commands
 def _reference_pool(args, crop: int):
     """The default pool plus the user's folder (``--reference-pool DIR``), unless ``--no-reference-pool``."""
-    from engine.reference_pool import default_pool, folder_pool
+    from engine.reference_pool import build_pool
 
-    if args.no_reference_pool:
-        return None
-    pool = default_pool(tile=crop)
-    if args.reference_pool:
-        if not Path(args.reference_pool).is_dir():
-            raise ConfigError(f"{args.reference_pool}: reference-pool folder not found")
-        pool = pool.extend(folder_pool(args.reference_pool, crop))
-    return pool
+    return None if args.no_reference_pool else build_pool(crop, args.reference_pool)
 
 
 def cmd_train(args) -> int:

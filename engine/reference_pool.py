@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from engine.errors import ConfigError
 from engine.images import LoadedImage, content_hash, list_images, load_images
 from engine.splits import group_of
 
@@ -143,6 +144,16 @@ def folder_pool(folder: str | Path, crop: int = TILE) -> ReferencePool:
     images, bad = load_images(files, crop=crop)
     usable = [im for im in images if im.pixels.shape[:2] == (crop, crop)]
     return ReferencePool(usable, [group_of(im.source) for im in usable], [f"folder:{Path(folder).name}"], [str(e) for e in bad])
+
+
+def build_pool(crop: int = TILE, extra_dir: str | Path | None = None) -> ReferencePool:
+    """The default pool at this crop, plus the user's folder of real photos when given."""
+    pool = cached_default_pool(crop)
+    if extra_dir:
+        if not Path(extra_dir).is_dir():
+            raise ConfigError(f"{extra_dir}: reference-pool folder not found")
+        pool = pool.extend(folder_pool(extra_dir, crop))
+    return pool
 
 
 def images_pool(name: str, images: Sequence[LoadedImage], scenes: Sequence[str]) -> ReferencePool:

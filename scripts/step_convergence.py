@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.bench import _rho, _train_means
+from engine.bench import _rho, train_rho
 from engine.config import TrainConfig
 from engine.denoisers import DEFAULT_EXTRACTOR, get_extractor
 from engine.detect import decide, signed_score
@@ -64,7 +64,8 @@ def main() -> int:
         cells = []
         for step in steps:
             tensor = fit.snapshots[step]
-            mu_r, mu_f = _train_means("dif", tensor, res[0], res[1], "plain")
+            rho_r, rho_f = train_rho("dif", tensor, res[0], res[1], "plain")
+            mu_r, mu_f = float(rho_r.mean()), float(rho_f.mean())
             rho = _rho("dif", tensor, torch.cat([res[2], res[3]]), "plain")
             labels = np.concatenate([np.zeros(res[2].shape[0]), np.ones(res[3].shape[0])])
             m = detection_metrics(labels, decide(rho, mu_r, mu_f), signed_score(rho, mu_r, mu_f))
