@@ -13,7 +13,7 @@ import torch
 from engine.calibration import calibrate, from_card
 from engine.config import TrainConfig
 from engine.denoisers import get_extractor
-from engine.detect import correlate, scores_and_decisions
+from engine.detect import correlate, decide, scores_and_decisions
 from engine.device import default_device
 from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
@@ -23,12 +23,12 @@ from engine.metrics import detection_metrics
 from engine.names import validate_name
 from engine.reference_pool import ReferencePool, pool_id
 from engine.residuals import compute_residuals
-from engine.splits import split_half, take
+from engine.splits import split_groups, split_half, take
 from engine.store import Store
 from engine.train import ProgressFn
 from engine.watermark_match import marked_copies, survey
 
-ALGORITHM_VERSION = "dif-lineage-train-1"
+ALGORITHM_VERSION = "dif-lineage-train-2"
 ResidualProgress = Callable[[int, int], None]
 
 
@@ -61,8 +61,15 @@ def residuals_of(
     return compute_residuals(cropped, ext, border, cache=store.residuals if store else None, progress=progress)
 
 
-def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig, extractor_id: str) -> str:
-    """Content hash of (training files' bytes, config): the identity of a training run."""
+MIN_CALIBRATION = 8  # images per class below which a calibration share is carved out of the training images
+CALIBRATION_SHARE = 0.25
+MAX_CALIBRATION = 128  # per class: enough for the means and the band, and bounded in residual passes
+Calibration = tuple[Sequence[LoadedImage], Sequence[LoadedImage]]
+
+
+def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig, extractor_id: str,
+              calibration: Calibration | None = None) -> str:
+    """Content hash of (training files' bytes, calibration files' bytes, config): the identity of a training run."""
     payload = {
         "real": sorted(im.sha256 for im in real),
         "fake": sorted(im.sha256 for im in fake),
@@ -70,7 +77,32 @@ def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: 
         "extractor_id": extractor_id,
         "algorithm": ALGORITHM_VERSION,
     }
+    if calibration is not None:
+        payload["calibration"] = [sorted(im.sha256 for im in calibration[0]), sorted(im.sha256 for im in calibration[1])]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def carve_calibration(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], seed: int) -> tuple[list, list, Calibration | None]:
+    """Hold a quarter of each class (whole content groups) out of fitting, for the means and the band.
+
+    The U-Net is optimised on its training images, so their correlations overstate how far apart
+    the classes are. Returns (real to fit, generated to fit, calibration); calibration is None when
+    a class has fewer than MIN_CALIBRATION images, and nothing is held out then.
+    """
+    if len(real) < MIN_CALIBRATION or len(fake) < MIN_CALIBRATION:
+        return list(real), list(fake), None
+    held: list[list[LoadedImage]] = []
+    kept: list[list[LoadedImage]] = []
+    for images in (real, fake):
+        try:
+            cal, fit_part = split_groups(list(images), seed + 17, CALIBRATION_SHARE, key=lambda im: im.source)
+        except ValueError:  # one content group only: a seeded share of single images instead
+            order = np.random.default_rng(seed + 17).permutation(len(images))
+            n_cal = max(2, round(CALIBRATION_SHARE * len(images)))
+            cal, fit_part = [images[i] for i in sorted(order[:n_cal])], [images[i] for i in sorted(order[n_cal:])]
+        held.append(cal)
+        kept.append(fit_part)
+    return kept[0], kept[1], (held[0], held[1])
 
 
 def train_fingerprint(
@@ -84,17 +116,26 @@ def train_fingerprint(
     residual_progress: ResidualProgress | None = None,
     metadata: dict | None = None,
     reuse: bool = True,
+    calibration: Calibration | None = None,
 ) -> tuple[Fingerprint, bool]:
     """Train (or fetch from the store) the fingerprint of ``fake`` against ``real``.
 
-    Returns (fingerprint, cache_hit). The fingerprint is saved under ``name`` when a store is given.
+    mu_real, mu_fake and the calibrated band come from ``calibration`` (real, generated) images the
+    fingerprint is not fitted to. Without them, a DIF fit holds a quarter of each class out; a mean
+    fingerprint (Marra18, Joslin20) with no calibration images scores each training image against
+    the mean of the others (leave-one-out). Returns (fingerprint, cache_hit); the fingerprint is
+    saved under ``name`` when a store is given.
     """
     validate_name(name)
     if not real or not fake:
         raise ConfigError("training needs at least one real and one generated image")
     device = device or default_device()
     ext = get_extractor(config.extractor, device)
-    key = train_key(real, fake, config, ext.cache_id)
+    if calibration is None and config.method == "dif":
+        real, fake, calibration = carve_calibration(real, fake, config.seed)
+    if calibration is not None and (len(calibration[0]) < 2 or len(calibration[1]) < 2):
+        raise ConfigError("calibration needs at least two real and two generated images")
+    key = train_key(real, fake, config, ext.cache_id, calibration)
     if store is not None and reuse:
         hit = store.find_by_train_key(key)
         if hit is not None:
@@ -104,15 +145,21 @@ def train_fingerprint(
                     hit.metadata = dict(metadata)
                 store.save(hit)
             return hit, True
-    total = len(real) + len(fake)
+    cal_real, cal_fake = (list(calibration[0]), list(calibration[1])) if calibration is not None else ([], [])
+    total = len(real) + len(fake) + len(cal_real) + len(cal_fake)
+    done = [0]
 
-    def combined(done: int, _n: int, offset: int = 0) -> None:
+    def counted(_d: int, _n: int) -> None:
         if residual_progress:
-            residual_progress(offset + done, total)
+            residual_progress(min(total, done[0] + _d), total)
+
+    def residuals(images: Sequence[LoadedImage]) -> torch.Tensor:
+        out = residuals_of(images, config.extractor, config.crop, config.border, store, device, config.pad, counted)
+        done[0] += len(images)
+        return out
 
     real, watermark = match_watermark(real, fake, config)
-    res_real = residuals_of(real, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, 0))
-    res_fake = residuals_of(fake, config.extractor, config.crop, config.border, store, device, config.pad, lambda d, n: combined(d, n, len(real)))
+    res_real, res_fake = residuals(real), residuals(fake)
     result = fit(config.method, res_real, res_fake, config, device, progress)
     fp = Fingerprint(
         name=name,
@@ -135,19 +182,47 @@ def train_fingerprint(
         metadata=dict(metadata or {}),
         watermark=watermark,
     )
-    rho = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
-    rho_real, rho_fake = rho[: len(real)], rho[len(real) :]
-    if config.method != "dif" and len(fake) > 1:
+    rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
+    fit_real, fit_fake = rho_fit[: len(real)], rho_fit[len(real) :]
+    if calibration is not None:
+        rho_cal = correlate([fp], torch.cat([residuals(cal_real), residuals(cal_fake)]))[:, 0]
+        cal_r, cal_f = rho_cal[: len(cal_real)], rho_cal[len(cal_real) :]
+        fp.calibration_set = {"source": "held out of fitting", "n_real": len(cal_real), "n_fake": len(cal_fake),
+                              "real": [im.sha256 for im in cal_real], "fake": [im.sha256 for im in cal_fake]}
+    elif config.method != "dif" and len(fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
-        rho_fake = leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
-    fp.mu_real, fp.mu_fake = float(rho_real.mean()), float(rho_fake.mean())
-    fp.train_rho_real, fp.train_rho_fake = rho_real.astype(np.float32), rho_fake.astype(np.float32)
-    fp.train_metrics = metrics_from_rho(fp, rho_real, rho_fake)
-    if len(rho_real) >= 2 and len(rho_fake) >= 2:
-        fp.calibration = calibrate(rho_real, rho_fake, source="training").to_dict()
+        cal_r, cal_f = fit_real, leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
+        fp.calibration_set = {"source": "leave-one-out on the training images", "n_real": len(real), "n_fake": len(fake)}
+    else:
+        cal_r, cal_f = fit_real, fit_fake
+        fp.calibration_set = {"source": "training images (too few to hold any out: optimistic)", "n_real": len(real), "n_fake": len(fake)}
+    fp.mu_real, fp.mu_fake = float(cal_r.mean()), float(cal_f.mean())
+    fp.train_rho_real, fp.train_rho_fake = cal_r.astype(np.float32), cal_f.astype(np.float32)
+    if len(cal_r) >= 2 and len(cal_f) >= 2:
+        fp.calibration = calibrate(cal_r, cal_f, source="calibration").to_dict()
+    set_decision(fp, cal_r, "calibration real images")
+    fp.train_metrics = metrics_from_rho(fp, fit_real, fit_fake)
     if store is not None:
         store.save(fp)
     return fp, False
+
+
+def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Fingerprint:
+    """Record the decision rule of ``fp.config`` in the card, fitting the cut on ``rho_real`` for ``real-fpr``.
+
+    The cut is the (1 - target) quantile of the real photos' correlations on the generated side, so
+    at most ``target_fpr`` of photos like these are flagged, wherever the generated images fall.
+    """
+    config = TrainConfig.from_dict(fp.config)
+    if config.decision == "closer-mean" or len(rho_real) < 2 or fp.mu_fake == fp.mu_real:
+        fp.decision = {"rule": "closer-mean"}
+        return fp
+    side = 1.0 if fp.mu_fake > fp.mu_real else -1.0
+    cut = side * float(np.quantile(side * np.asarray(rho_real, np.float64), 1.0 - config.target_fpr, method="higher"))
+    flagged = float(np.mean(decide(rho_real, fp.mu_real, fp.mu_fake, cut)))
+    fp.decision = {"rule": "real-fpr", "threshold": cut, "target_fpr": config.target_fpr, "reference": reference,
+                   "n_reference": int(len(rho_real)), "fpr_on_reference": flagged}
+    return fp
 
 
 def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig) -> tuple[list[LoadedImage], dict]:
@@ -204,24 +279,24 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
     return rows
 
 
-def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None,
-                      held_out_fake: np.ndarray | None = None) -> Fingerprint:
-    """Re-estimate mu_real and the real side of the calibrated band on a broad pool of real photos.
+def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None) -> Fingerprint:
+    """Re-estimate mu_real, the real side of the band and the decision cut on a broad pool of real photos.
 
-    The generated side stays as measured (held-out rho when given, else training rho). The card
-    records the pool (sources, images, scenes) and the mu_real the training photos alone gave.
+    The generated side stays as measured on the calibration images. The card records the pool
+    (sources, images, scenes) and the mu_real the calibration photos alone gave.
     """
     pool_images = [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)] if pool.images else []
     if len(pool_images) < 2:
         return fp
     rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
-    fake_side = fp.train_rho_fake.astype(np.float64) if held_out_fake is None else held_out_fake
+    fake_side = fp.train_rho_fake.astype(np.float64)
     training_mu = fp.reference_pool.get("mu_real_training", fp.mu_real)
     fp.mu_real = float(rho_pool.mean())
     if len(fake_side) >= 2:
         fp.calibration = calibrate(rho_pool, fake_side, source="reference-pool").to_dict()
     fp.reference_pool = {**pool.summary(), "pool_id": pool_id(pool), "mu_real_training": float(training_mu), "mu_real_pool": float(rho_pool.mean()),
                          "sd_real_pool": float(rho_pool.std())}
+    set_decision(fp, rho_pool, "reference pool")
     return fp
 
 
@@ -251,40 +326,44 @@ def train_from_folders(
     evaluate_test: bool = True,
     reference_pool: ReferencePool | None = None,
 ) -> dict:
-    """The ``dif train`` contract: split each folder in halves, train on N + N, test on the held-out halves.
+    """The ``dif train`` contract: split each folder in halves, fit on N + N, test on the held-out halves.
 
-    With a ``reference_pool``, mu_real and the real side of the band come from the pool before the
-    held-out halves are scored, so the held-out real accuracy is a false-positive rate on scenes that
-    neither training nor calibration saw.
+    The train half's images beyond N are the calibration images (mu_real, mu_fake, the band, the
+    cut); with fewer than MIN_CALIBRATION of them a quarter of the fit images is held out instead.
+    With a ``reference_pool``, mu_real, the real side of the band and the cut come from the pool.
+    The test halves are used for nothing but the reported metrics.
     """
     real_train_files, real_test_files = split_folder(real_dir, config.seed)
     fake_train_files, fake_test_files = split_folder(fake_dir, config.seed)
-    real_train_files = take(real_train_files, train_size, config.seed)
-    fake_train_files = take(fake_train_files, train_size, config.seed)
-    real_train, bad1 = load_images(real_train_files, crop=None, strict=strict)
-    fake_train, bad2 = load_images(fake_train_files, crop=None, strict=strict)
-    skipped = [str(e) for e in bad1 + bad2]
-    real_train = _usable(real_train, config, skipped)
-    fake_train = _usable(fake_train, config, skipped)
-    fp, cached = train_fingerprint(name, real_train, fake_train, config, store, device, progress, residual_progress, metadata)
+    real_fit_files = take(real_train_files, train_size, config.seed)
+    fake_fit_files = take(fake_train_files, train_size, config.seed)
+    real_cal_files = take([f for f in real_train_files if f not in set(real_fit_files)], MAX_CALIBRATION, config.seed)
+    fake_cal_files = take([f for f in fake_train_files if f not in set(fake_fit_files)], MAX_CALIBRATION, config.seed)
+    skipped: list[str] = []
+
+    def load(files: list[Path]) -> list[LoadedImage]:
+        images, bad = load_images(files, crop=None, strict=strict)
+        skipped.extend(str(e) for e in bad)
+        return _usable(images, config, skipped)
+
+    real_fit, fake_fit = load(real_fit_files), load(fake_fit_files)
+    calibration = None
+    if len(real_cal_files) >= MIN_CALIBRATION and len(fake_cal_files) >= MIN_CALIBRATION:
+        cal_real, cal_fake = load(real_cal_files), load(fake_cal_files)
+        calibration = (cal_real, cal_fake) if len(cal_real) >= 2 and len(cal_fake) >= 2 else None
+    fp, cached = train_fingerprint(name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata,
+                                   calibration=calibration)
     result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None}
     if evaluate_test:
-        real_test, bad3 = load_images(real_test_files, crop=None, strict=strict)
-        fake_test, bad4 = load_images(fake_test_files, crop=None, strict=strict)
-        skipped += [str(e) for e in bad3 + bad4]
-        real_test = _usable(real_test, config, skipped)
-        fake_test = _usable(fake_test, config, skipped)
+        real_test, fake_test = load(real_test_files), load(fake_test_files)
         rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
         rho_r, rho_f = rho[: len(real_test)], rho[len(real_test) :]
         before = metrics_from_rho(fp, rho_r, rho_f) if reference_pool is not None else None
         if reference_pool is not None:
-            calibrate_on_pool(fp, reference_pool, store, device, held_out_fake=rho_f if len(rho_f) >= 2 else None)
+            calibrate_on_pool(fp, reference_pool, store, device)
         metrics = metrics_from_rho(fp, rho_r, rho_f)
         if before is not None:
             metrics.update({"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]})
-        if reference_pool is None and len(rho_r) >= 2 and len(rho_f) >= 2:
-            # held-out calibration: the test halves are never used to fit the fingerprint
-            fp.calibration = calibrate(rho_r, rho_f, source="held-out").to_dict()
         cal = from_card(fp.calibration)
         if cal is not None and len(rho_r) and len(rho_f):
             v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)

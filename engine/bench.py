@@ -56,6 +56,9 @@ class BenchConfig:
     train_variants: tuple[str, ...] = ("default",)  # see TRAIN_VARIANTS
     reference_pool: bool = True  # also score mu_real calibrated on the reference pool(s)
     pool_dir: str | None = None  # the user's own real photos, added to the default pool
+    loss: str = TrainConfig.loss
+    margin: float = TrainConfig.margin
+    lr: float = TrainConfig.lr
 
 
 TRAIN_VARIANTS = ("default", "no-wm-match", "mixed")  # plus any perturbation name: train on perturbed images
@@ -228,7 +231,8 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
                     idx_f = torch.tensor(sorted(random.Random(seed + 8).sample(range(tr_all_f.shape[0]), min(n, tr_all_f.shape[0]))))
                     tr_r, tr_f = tr_all_r[idx_r], tr_all_f[idx_f]
                     for method in cfg.methods:
-                        config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed)
+                        config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed,
+                                             loss=cfg.loss, margin=cfg.margin, lr=cfg.lr)
                         fit_no += 1
                         key = (model, method, n, repeat, variant)
                         if key in finished:

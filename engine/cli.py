@@ -74,7 +74,9 @@ def cmd_train(args) -> int:
     from engine.config import TrainConfig
     from engine.device import default_device, describe_device
 
-    config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed, correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match)
+    config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed,
+                         correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match, loss=args.loss, margin=args.margin,
+                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr)
     store = _store(args)
     show = not args.quiet
     res_bar = ProgressBar("residuals", show)
@@ -105,6 +107,8 @@ def cmd_train(args) -> int:
         "skipped": result["skipped"],
         "watermark": fp.watermark,
         "reference_pool": {k: v for k, v in fp.reference_pool.items() if k != "scenes"},
+        "decision": fp.decision,
+        "calibration_set": {k: v for k, v in fp.calibration_set.items() if k not in ("real", "fake")},
     }
     summary.update({(f"test_{k}" if k in ("n_real", "n_fake") else k): v for k, v in _round(result["test_metrics"]).items()})
     if args.json:
@@ -114,7 +118,12 @@ def cmd_train(args) -> int:
             print(f"skipped: {line}", file=sys.stderr)
         t = result["test_metrics"] or {}
         print(f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}")
-        print(f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}")
+        print(f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from {fp.calibration_set.get('source', 'training images')})")
+        if fp.threshold is not None:
+            d = fp.decision
+            print(f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the {d['reference']} ({d['n_reference']} images)")
+        else:
+            print("  decision: closer of mu_real / mu_fake")
         if fp.watermark.get("matched"):
             print(f"  watermark-matched training: {fp.watermark['reason']}")
         if fp.reference_pool:
@@ -220,7 +229,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.config import CORRELATIONS, METHODS, TrainConfig
+    from engine.config import CORRELATIONS, DECISIONS, METHODS, TrainConfig
+    from engine.losses import LOSSES
     from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
 
     d = TrainConfig()
@@ -240,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--correlation", choices=CORRELATIONS, default=d.correlation)
+    p.add_argument("--loss", choices=LOSSES, default=d.loss, help="DIF loss on correlation distance (hinge: paper Eq. 6)")
+    p.add_argument("--margin", type=float, default=d.margin, help="DIF loss margin m")
+    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate of the DIF U-Net")
+    p.add_argument("--decision", choices=DECISIONS, default=d.decision,
+                   help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's closer-mean rule")
+    p.add_argument("--target-fpr", type=float, default=d.target_fpr, help="false-positive rate on the reference real photos for --decision real-fpr")
     p.add_argument("--pad", action="store_true", help="pad images smaller than the crop instead of skipping them")
     p.add_argument("--no-watermark-match", action="store_true", help="do not embed a known watermark found in the generated images into the real ones")
     p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool mu_real is calibrated on")

@@ -6,9 +6,11 @@ from typing import Any
 
 from engine.denoisers import DEFAULT_EXTRACTOR
 from engine.errors import ConfigError
+from engine.losses import LOSSES
 
 METHODS = ("dif", "marra18", "joslin20")
 CORRELATIONS = ("plain", "shift-max")
+DECISIONS = ("real-fpr", "closer-mean")
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,18 @@ class TrainConfig:
     seed: int = 0
     lr: float = 5e-4
     weight_decay: float = 0.01
+    loss: str = "hinge"  # paper Eq. 6; "squared" is the earlier variant, kept for comparison
     margin: float = 0.01
     ema: float = 0.99
     z_channels: int = 16
     z_scale: float = 0.1
     z_noise: float = 0.03
     unet_base: int = 32
+    unet_pools: int = 4  # the reference U-Net's depth (3.7M parameters at base 32)
     correlation: str = "plain"
+    # "real-fpr": flag past a cut set on real photos at target_fpr; "closer-mean": the paper's rule
+    decision: str = "real-fpr"
+    target_fpr: float = 0.01
     pad: bool = False
     # when the generated training images carry a known watermark, embed it into the real ones too
     # (engine/watermark_match.py), so that the fingerprint cannot separate the classes by the mark
@@ -39,14 +46,27 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
+        if not 0 < self.margin <= 1:
+            raise ConfigError(f"margin {self.margin} out of range (0, 1]")
+        if not 0 < self.lr <= 1:
+            raise ConfigError(f"learning rate {self.lr} out of range (0, 1]")
+        if not 1 <= self.unet_pools <= 6:
+            raise ConfigError(f"unet_pools {self.unet_pools} out of range 1..6")
+        if self.decision not in DECISIONS:
+            raise ConfigError(f"unknown decision rule {self.decision!r} (choose from {', '.join(DECISIONS)})")
+        if not 0 < self.target_fpr < 0.5:
+            raise ConfigError(f"target_fpr {self.target_fpr} out of range (0, 0.5)")
         if self.correlation not in CORRELATIONS:
             raise ConfigError(f"unknown correlation {self.correlation!r} (choose from {', '.join(CORRELATIONS)})")
         if self.crop < 32 or self.crop > 4096:
             raise ConfigError(f"crop {self.crop} out of range 32..4096")
         if self.border < 0 or 2 * self.border >= self.crop:
             raise ConfigError(f"border {self.border} too large for crop {self.crop}")
-        if (self.crop - 2 * self.border) % 8:
-            raise ConfigError(f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of 8 (U-Net depth)")
+        multiple = max(8, 2**self.unet_pools)
+        if (self.crop - 2 * self.border) % multiple:
+            raise ConfigError(f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of {multiple} (the 8-pixel grid and the U-Net depth)")
         if self.steps < 1 or self.batch < 2 or self.batch % 2:
             raise ConfigError("steps must be >= 1 and batch an even number >= 2")
 

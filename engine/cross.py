@@ -176,8 +176,8 @@ def cross_detect(
             r_real, r_fake = rho[real_rows, i], rho[fake_rows, i]
             if np.isnan(r_real).any() or np.isnan(r_fake).any():
                 continue  # j's images are smaller than i's crop: no measurement, left NaN
-            flagged_real = decide(r_real, fp.mu_real, fp.mu_fake)
-            flagged_fake = decide(r_fake, fp.mu_real, fp.mu_fake)
+            flagged_real = decide(r_real, fp.mu_real, fp.mu_fake, fp.threshold)
+            flagged_fake = decide(r_fake, fp.mu_real, fp.mu_fake, fp.threshold)
             acc_fake[i, j] = flagged_fake.mean()
             acc[i, j] = (acc_fake[i, j] + (1.0 - flagged_real.mean())) / 2.0
             rho_fake[i, j], rho_real[i, j] = r_fake.mean(), r_real.mean()

@@ -55,6 +55,8 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "test_files": ((dict,), False),
     "watermark": ((dict,), False),
     "reference_pool": ((dict,), False),
+    "decision": ((dict,), False),
+    "calibration_set": ((dict,), False),
 }
 
 
@@ -88,12 +90,22 @@ class Fingerprint:
     test_files: dict[str, list[str]] = field(default_factory=dict)  # held-out image paths (for cross-detection)
     watermark: dict[str, Any] = field(default_factory=dict)  # known-watermark survey of the training set, and whether it was matched
     reference_pool: dict[str, Any] = field(default_factory=dict)  # the real pool mu_real was calibrated on
+    # how a label is decided: {"rule": "closer-mean"} or {"rule": "real-fpr", "threshold": t, ...}
+    decision: dict[str, Any] = field(default_factory=dict)
+    # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
+    calibration_set: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version: str = __version__
 
     @property
     def correlation(self) -> str:
         return str(self.config.get("correlation", "plain"))
+
+    @property
+    def threshold(self) -> float | None:
+        """The rho cut of a threshold rule, or None for the closer-mean rule."""
+        value = self.decision.get("threshold")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
     @property
     def size(self) -> int:
@@ -128,6 +140,8 @@ class Fingerprint:
             "test_files": self.test_files,
             "watermark": self.watermark,
             "reference_pool": self.reference_pool,
+            "decision": self.decision,
+            "calibration_set": self.calibration_set,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -293,6 +307,8 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         test_files=card.get("test_files", {}),
         watermark=card.get("watermark", {}),
         reference_pool=card.get("reference_pool", {}),
+        decision=card.get("decision", {}),
+        calibration_set=card.get("calibration_set", {}),
         created=card["created"],
         version=card["version"],
     )

@@ -30,24 +30,29 @@ def group_of(path: str | Path) -> str:
 
 def split_half(items: Sequence[T], seed: int, key=lambda x: x) -> tuple[list[T], list[T]]:
     """Split into (train, test) halves by group; deterministic for a seed and input order."""
+    return split_groups(items, seed, 0.5, key)
+
+
+def split_groups(items: Sequence[T], seed: int, fraction: float = 0.5, key=lambda x: x) -> tuple[list[T], list[T]]:
+    """Split into (first, second) by whole groups, ``first`` holding about ``fraction`` of the items."""
     groups: "OrderedDict[str, list[T]]" = OrderedDict()
     for item in items:
         groups.setdefault(group_of(key(item)), []).append(item)
     names = sorted(groups)
     random.Random(seed).shuffle(names)
-    target = len(items) / 2
-    train: list[T] = []
-    test: list[T] = []
+    target = len(items) * fraction
+    first: list[T] = []
+    second: list[T] = []
     for name in names:
         members = groups[name]
-        # put the group where it brings that side closer to half
-        if len(train) + len(members) / 2 <= target:
-            train.extend(members)
+        # put the group where it brings that side closer to its share
+        if len(first) + len(members) / 2 <= target:
+            first.extend(members)
         else:
-            test.extend(members)
-    if not train or not test:
+            second.extend(members)
+    if not first or not second:
         raise ValueError("cannot split: fewer than two content groups")
-    return train, test
+    return first, second
 
 
 def take(items: Sequence[T], n: int | None, seed: int) -> list[T]:

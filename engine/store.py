@@ -77,8 +77,12 @@ def _open(path: Path, **settings) -> diskcache.Cache:
 class Store:
     """Fingerprints, residuals and reports under one root."""
 
-    def __init__(self, root: str | os.PathLike | None = None, residual_limit: int = DEFAULT_RESIDUAL_LIMIT):
+    def __init__(self, root: str | os.PathLike | None = None, residual_limit: int = DEFAULT_RESIDUAL_LIMIT,
+                 residuals_root: str | os.PathLike | None = None):
+        """``residuals_root``: another store's root whose residual cache this one shares (the benchmark
+        keeps its fingerprints apart from the user's models but reuses their residuals)."""
         self.root = Path(root) if root is not None else default_root()
+        self.residuals_root = Path(residuals_root) if residuals_root is not None else self.root
         self._fingerprints: diskcache.Cache | None = None
         self._residuals: diskcache.Cache | None = None
         self._reports: diskcache.Cache | None = None
@@ -94,7 +98,7 @@ class Store:
     @property
     def residuals(self) -> diskcache.Cache:
         if self._residuals is None:
-            self._residuals = _open(self.root / "residuals", size_limit=self._residual_limit, eviction_policy="least-recently-stored")
+            self._residuals = _open(self.residuals_root / "residuals", size_limit=self._residual_limit, eviction_policy="least-recently-stored")
         return self._residuals
 
     @property

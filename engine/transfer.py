@@ -1,0 +1,204 @@
+"""``dif bench`` transfer protocol: does a fingerprint recognise its generator's images made elsewhere?
+
+In-set accuracy (the held-out half of the training folder) can be earned by anything the folder's
+images share with each other: prompts, layouts, sampling noise. What lineage and attribution need is
+that a fingerprint of set A recognises *other* sets of A's generator and of its fine-tunes, and
+nothing else. So for each training set A, seed and method:
+
+- the fingerprint is trained exactly as ``dif train`` trains it (``api.train_from_folders``: seeded
+  group-aware halves, N + N fit images, calibration images, the reference pool);
+- every test set is scored exactly as ``dif detect`` scores it (``api.detect``): A's held-out half,
+  and the whole of every other set, against the held-out real photos (scenes never used in training
+  or calibration).
+
+The numbers are therefore the product's. Fingerprints go to a store of their own (residuals are
+shared with the user's cache), so a rerun of the same grid costs only detection.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.api import detect, train_from_folders
+from engine.config import TrainConfig
+from engine.device import default_device, describe_device
+from engine.errors import ConfigError
+from engine.images import list_images, load_images
+from engine.metrics import roc_auc
+from engine.reference_pool import build_pool
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    data: str
+    real: str = "real"
+    train_sets: tuple[str, ...] = ()  # fingerprints are trained on these (default: every generator folder)
+    test_sets: tuple[str, ...] = ()  # and tested on these (default: every generator folder)
+    methods: tuple[str, ...] = ("dif", "marra18")
+    train_size: int = 64
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train: dict = field(default_factory=dict)  # TrainConfig overrides: loss, margin, lr, steps, extractor, decision, ...
+    reference_pool: bool = True
+    pool_dir: str | None = None
+
+
+@dataclass
+class TransferRow:
+    train_set: str
+    method: str
+    seed: int
+    test_set: str
+    in_set: bool  # the held-out half of the training folder, not another set
+    n: int
+    n_real: int
+    flagged: float  # share of the test set called "generated"
+    real_fpr: float  # share of the held-out real photos called "generated"
+    accuracy: float  # balanced: (flagged + 1 - real_fpr) / 2
+    auc: float
+    train_seconds: float
+    wall_seconds: float  # the whole dif-train call: residuals (cold or cached), fit, calibration, test
+
+
+def _folders(root: Path, cfg: TransferConfig) -> tuple[list[str], list[str]]:
+    if not (root / cfg.real).is_dir():
+        raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
+    every = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith("."))
+    train_sets, test_sets = list(cfg.train_sets) or every, list(cfg.test_sets) or every
+    for name in set(train_sets) | set(test_sets):
+        if not (root / name).is_dir():
+            raise ConfigError(f"{root / name}: generator folder not found")
+    if not train_sets:
+        raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
+    return train_sets, test_sets
+
+
+def _model_name(train_set: str, method: str, seed: int) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-+" else "_" for c in train_set).lstrip(".-") or "set"
+    return f"{safe[:40]}.{method}.s{seed}"
+
+
+def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train every (training set, method, seed) the ``dif train`` way and score every test set the ``dif detect`` way."""
+    say = progress or (lambda msg: None)
+    root = Path(cfg.data)
+    train_sets, test_sets = _folders(root, cfg)
+    device = default_device()
+    pool = build_pool(TrainConfig(**cfg.train).crop, cfg.pool_dir) if cfg.reference_pool else None
+    if pool is not None and pool.missing:
+        say(f"reference pool: {len(pool.missing)} default photo(s) missing (install the Debian wallpaper packages)")
+    loaded: dict[str, list] = {}
+
+    def images_of(name: str) -> list:
+        if name not in loaded:
+            images, bad = load_images(list_images(root / name), crop=None)
+            for err in bad:
+                say(f"skipped {err}")
+            loaded[name] = images
+        return loaded[name]
+
+    on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
+    rows: list[TransferRow] = []
+    total = len(cfg.seeds) * len(train_sets) * len(cfg.methods)
+    done = 0
+    for seed in cfg.seeds:  # seeds outermost: a stopped run still holds every set's first seed
+        for train_set in train_sets:
+            for method in cfg.methods:
+                done += 1
+                config = TrainConfig(**{**cfg.train, "method": method, "seed": seed})
+                say(f"fit {done}/{total}: {train_set} {method} seed {seed} ({cfg.train_size} + {cfg.train_size})")
+                start = time.perf_counter()
+                result = train_from_folders(_model_name(train_set, method, seed), root / cfg.real, root / train_set, config, cfg.train_size, store,
+                                            device, on_step, reference_pool=pool)
+                wall = time.perf_counter() - start
+                fp = result["fingerprint"]
+                real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
+                held_out = {p for p in fp.test_files["fake"]}
+                for test_set in test_sets:
+                    in_set = test_set == train_set
+                    images = [im for im in images_of(test_set) if im.source in held_out] if in_set else images_of(test_set)
+                    verdicts = detect(fp, list(real_test) + list(images), store, device)
+                    real_v, set_v = verdicts[: len(real_test)], verdicts[len(real_test) :]
+                    flagged = float(np.mean([v["label"] == "generated" for v in set_v]))
+                    fpr = float(np.mean([v["label"] == "generated" for v in real_v]))
+                    scores = np.array([v["score"] for v in real_v + set_v])
+                    labels = np.r_[np.zeros(len(real_v)), np.ones(len(set_v))]
+                    rows.append(TransferRow(train_set, method, seed, test_set, in_set, len(set_v), len(real_v), flagged, fpr, (flagged + 1 - fpr) / 2,
+                                            roc_auc(labels, scores), float(fp.seconds), round(wall, 2)))
+                say(f"  {fp.name}: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in rows[-len(test_sets):]) + f"; real {rows[-1].real_fpr:.1%}")
+    env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
+    return {"protocol": "transfer", "config": asdict(cfg), "environment": env, "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
+
+
+def summarize(rows: list[TransferRow]) -> list[dict]:
+    """Mean and spread over seeds per (training set, method, test set)."""
+    groups: dict[tuple, list[TransferRow]] = {}
+    for r in rows:
+        groups.setdefault((r.train_set, r.method, r.test_set), []).append(r)
+    out = []
+    for (train_set, method, test_set), rs in groups.items():
+        entry = {"train_set": train_set, "method": method, "test_set": test_set, "in_set": rs[0].in_set, "seeds": len(rs), "n": rs[0].n}
+        for key in ("accuracy", "flagged", "real_fpr", "auc", "train_seconds", "wall_seconds"):
+            vals = [getattr(r, key) for r in rs]
+            entry[key] = statistics.mean(vals)
+            entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def _cell(entry: dict | None, key: str, pct: bool = False) -> str:
+    if entry is None:
+        return "—"
+    value, spread = entry[key], entry[f"{key}_std"]
+    if pct:
+        return f"{100 * value:.1f}%" + (f" ± {100 * spread:.1f}" if entry["seeds"] > 1 else "")
+    return f"{value:.3f}" + (f" ± {spread:.3f}" if entry["seeds"] > 1 else "")
+
+
+def markdown(result: dict) -> str:
+    """The transfer tables: balanced accuracy, share flagged, AUC; in-set cells marked with *."""
+    summary = result["summary"]
+    if not summary:
+        return "No fits were run.\n"
+    cfg = result["config"]
+    train_sets = list(dict.fromkeys(s["train_set"] for s in summary))
+    test_sets = list(dict.fromkeys(s["test_set"] for s in summary))
+    methods = list(dict.fromkeys(s["method"] for s in summary))
+    find = {(s["train_set"], s["method"], s["test_set"]): s for s in summary}
+    seeds = max(s["seeds"] for s in summary)
+    lines = []
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(cfg["train"].items())) or "defaults"
+    for title, key, pct in (("Balanced accuracy against held-out real photos", "accuracy", False),
+                            ("Share of each set flagged \"generated\" (last column: held-out real photos)", "flagged", True),
+                            ("ROC AUC against held-out real photos", "auc", False)):
+        lines.append(f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
+                     f"* = held-out half of the training folder (in-set); settings: {settings}\n")
+        head = ["trained on", "method"] + test_sets + (["real (FPR)"] if key == "flagged" else [])
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        for train_set in train_sets:
+            for method in methods:
+                cells = []
+                for test_set in test_sets:
+                    e = find.get((train_set, method, test_set))
+                    cells.append(_cell(e, key, pct) + ("*" if e is not None and e["in_set"] else ""))
+                if key == "flagged":
+                    e = find.get((train_set, method, train_set)) or next((s for s in summary if s["train_set"] == train_set and s["method"] == method), None)
+                    cells.append(_cell(e, "real_fpr", True))
+                lines.append(f"| {train_set} | {method} | " + " | ".join(cells) + " |")
+    timing = [s for s in summary if s["method"] == "dif" and s["in_set"]]
+    env = result["environment"]
+    lines.append("")
+    if timing:
+        lines.append(f"DIF fit: {statistics.mean(s['train_seconds'] for s in timing):.0f} s per fingerprint (U-Net steps only); "
+                     f"whole `dif train` call {statistics.mean(s['wall_seconds'] for s in timing):.0f} s on average (residuals mostly cached).")
+    lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s).")
+    return "\n".join(lines) + "\n"
