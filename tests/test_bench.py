@@ -82,7 +82,7 @@ def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_
     from engine.cli import main
 
     out = tmp_path / "bench"
-    code = main(["bench", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64",
+    code = main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64",
                  "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)])
     assert code == 0
     result = json.loads((out / "results.json").read_text())
@@ -111,7 +111,7 @@ def test_from_json_rerenders_tables_and_names_a_bad_file(tiny_dataset, tmp_path,
     from engine.cli import main
 
     out = tmp_path / "bench"
-    assert main(["bench", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64", "--perturb", "none,jpeg75",
+    assert main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64", "--perturb", "none,jpeg75",
                  "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 0
     first = (out / "results.md").read_text()
     assert "Robustness, marra18, N=8" in first

@@ -38,8 +38,15 @@ def test_trained_model_carries_a_held_out_calibration(tiny_dataset):
     from engine.images import list_images, load_image
 
     cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8)
-    result = train_from_folders("cal", tiny_dataset["real"], tiny_dataset["fake"], cfg)
+    result = train_from_folders("cal", tiny_dataset["real"], tiny_dataset["fake"], cfg, train_size=6)
     fp = result["fingerprint"]
-    assert fp.calibration["source"] == "held-out" and fp.calibration["n_fake"] == result["test_metrics"]["n_fake"]
+    # the band and the means come from images that neither the fit nor the test used
+    from engine.images import content_hash
+
+    test_hashes = {content_hash(open(p, "rb").read()) for p in fp.test_files["real"] + fp.test_files["fake"]}
+    fit_hashes = set(fp.train_files["real"]) | set(fp.train_files["fake"])
+    cal_hashes = set(fp.calibration_set["real"]) | set(fp.calibration_set["fake"])
+    assert fp.calibration["source"] == "calibration" and fp.calibration["n_fake"] == fp.calibration_set["n_fake"] >= 2
+    assert cal_hashes and not cal_hashes & test_hashes and not cal_hashes & fit_hashes
     rows = detect(fp, [load_image(p, crop=None) for p in list_images(tiny_dataset["fake"])[:4]])
     assert all(0.5 <= r["confidence"] <= 1.0 and r["calibrated"] in {"generated", "real", "inconclusive"} for r in rows)

@@ -43,13 +43,23 @@ def test_shift_max_recovers_a_shifted_periodic_fingerprint():
     assert abs(plain) < 0.4 and robust == pytest.approx(aligned, abs=0.05)
 
 
-def test_loss_is_zero_for_separated_pairs_and_margin_for_collapsed():
+def test_hinge_loss_is_linear_zero_past_the_margin_and_one_for_collapsed_pairs():
     m = 0.01
-    same = torch.tensor([0.0])
-    assert contrastive_correlation_loss(torch.tensor([0.0]), torch.tensor([0.02]), same, m).item() == 0.0
-    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.3]), same, m).item() == pytest.approx(m)
-    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.1]), torch.tensor([1.0]), m).item() == 0.0
-    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), torch.tensor([1.0]), m).item() == pytest.approx(0.03**2 / m)
+    diff, same = torch.tensor([0.0]), torch.tensor([1.0])
+    assert contrastive_correlation_loss(torch.tensor([0.0]), torch.tensor([0.02]), diff, m).item() == 0.0
+    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.3]), diff, m).item() == pytest.approx(1.0)
+    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.304]), diff, m).item() == pytest.approx(0.6, rel=1e-4)
+    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.1]), same, m).item() == 0.0
+    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), same, m).item() == pytest.approx(0.03 / m, rel=1e-4)
+
+
+def test_squared_loss_is_the_earlier_variant():
+    m = 0.01
+    diff, same = torch.tensor([0.0]), torch.tensor([1.0])
+    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.3]), diff, m, "squared").item() == pytest.approx(m)
+    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), same, m, "squared").item() == pytest.approx(0.03**2 / m, rel=1e-4)
+    with pytest.raises(ValueError, match="unknown loss"):
+        contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.1]), same, m, "cubic")
 
 
 def test_loss_gradient_pushes_different_classes_apart_in_either_sign():
