@@ -226,16 +226,29 @@ def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Finge
 
 
 def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig) -> tuple[list[LoadedImage], dict]:
-    """Watermark-matched training: mark the real images when the generated ones carry a known watermark.
+    """Watermark-matched training: mark a share of the real images when the generated ones carry a known watermark.
 
     Returns the real images to train on and the card's ``watermark`` record (survey and decision).
+    Which real images are marked is seeded (``config.seed``), so a run is reproducible.
     """
     if not config.watermark_match:
         return list(real), {"matched": False, "reason": "turned off (watermark_match=False)"}
     found = survey(fake)
     if found.generator is None:
         return list(real), {"matched": False, "survey": found.to_dict(), "reason": "no known watermark in the generated training images"}
-    return marked_copies(real), {"matched": True, "survey": found.to_dict(), "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; it was embedded into the real training images"}
+    out = mark_share(real, config.watermark_share, config.seed)
+    n_marked = sum(1 for a, b in zip(out, real) if a is not b)
+    return out, {"matched": True, "survey": found.to_dict(), "marked_real": n_marked,
+                 "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; "
+                           f"it was embedded into {n_marked} of the {len(real)} real training images"}
+
+
+def mark_share(real: Sequence[LoadedImage], share: float, seed: int) -> list[LoadedImage]:
+    """``real`` with a seeded ``share`` of the images replaced by SD-watermarked copies (at least one)."""
+    n_marked = max(1, round(share * len(real)))
+    chosen = set(np.random.default_rng(seed + 29).permutation(len(real))[:n_marked].tolist())
+    marked = iter(marked_copies([im for i, im in enumerate(real) if i in chosen]))
+    return [next(marked) if i in chosen else im for i, im in enumerate(real)]
 
 
 def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:

@@ -126,7 +126,9 @@ def training_sets(variant: str, real: list, fake: list, watermark: str | None, s
     """
     matched = watermark is not None and variant != "no-wm-match"
     if matched:
-        real = marked_copies(real)
+        from engine.api import mark_share
+
+        real = mark_share(real, TrainConfig.watermark_share, seed)
     if variant in ("default", "no-wm-match"):
         return real, fake, matched
     if variant == "mixed":

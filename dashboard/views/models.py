@@ -118,6 +118,15 @@ def training_notes(fp) -> list[str]:
         rp = fp.reference_pool
         lines.append(f"mu_real calibrated on {rp['n_images']} real photos from {rp['n_scenes']} scenes "
                      f"({rp['mu_real_pool']:+.4f}; the training photos alone gave {rp['mu_real_training']:+.4f}).")
+    if fp.calibration_set:
+        cs = fp.calibration_set
+        lines.append(f"mu_generated from {cs.get('n_fake', '?')} generated images: {cs.get('source', '')}.")
+    if fp.threshold is not None:
+        d = fp.decision
+        lines.append(f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of the "
+                     f"{d['reference']} ({d['n_reference']} images).")
+    elif fp.decision:
+        lines.append("Decision: the closer of mu_real and mu_generated.")
     return lines
 
 
