@@ -61,6 +61,7 @@ def residuals_of(
     return compute_residuals(cropped, ext, border, cache=store.residuals if store else None, progress=progress)
 
 
+DECISION_FIELDS = ("decision", "target_fpr")
 MIN_CALIBRATION = 8  # images per class below which a calibration share is carved out of the training images
 CALIBRATION_SHARE = 0.25
 MAX_CALIBRATION = 128  # per class: enough for the means and the band, and bounded in residual passes
@@ -69,11 +70,15 @@ Calibration = tuple[Sequence[LoadedImage], Sequence[LoadedImage]]
 
 def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig, extractor_id: str,
               calibration: Calibration | None = None) -> str:
-    """Content hash of (training files' bytes, calibration files' bytes, config): the identity of a training run."""
+    """Content hash of (training files' bytes, calibration files' bytes, config): the identity of a training run.
+
+    The decision settings are left out: they change the cut, not the fingerprint, so a new
+    ``--target-fpr`` re-uses a stored fingerprint and only moves its cut.
+    """
     payload = {
         "real": sorted(im.sha256 for im in real),
         "fake": sorted(im.sha256 for im in fake),
-        "config": config.to_dict(),
+        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS},
         "extractor_id": extractor_id,
         "algorithm": ALGORITHM_VERSION,
     }
@@ -139,7 +144,12 @@ def train_fingerprint(
     if store is not None and reuse:
         hit = store.find_by_train_key(key)
         if hit is not None:
-            if hit.name != name or (metadata and metadata != hit.metadata):
+            wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
+            changed = any(hit.config.get(k) != v for k, v in wanted.items())
+            if changed:  # same fingerprint, another decision setting: re-fit the cut on the calibration photos
+                hit.config = {**hit.config, **wanted}
+                set_decision(hit, hit.train_rho_real, "calibration real images")
+            if changed or hit.name != name or (metadata and metadata != hit.metadata):
                 hit.name = name
                 if metadata:
                     hit.metadata = dict(metadata)

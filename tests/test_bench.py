@@ -62,11 +62,22 @@ def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path)
     assert variants == ["default", "mixed", "blur3"] and not any(r["wm_matched"] for r in result["rows"])
     assert result["watermark_surveys"]["fake"][0]["generator"] is None
     by = {r["train_variant"]: r for r in result["rows"]}
-    assert by["blur3"]["mu_fake"] != by["default"]["mu_fake"] and by["mixed"]["mu_fake"] != by["default"]["mu_fake"]
+    # JPEG-mixed training keeps the tiny generator's trace: the detector still works on clean images;
+    # blurring (sigma 3) wipes it from the training images: their correlation with their own mean
+    # falls toward 0 and the detector fails on clean images (measured mu_fake 0.38 / 0.28 / -0.04,
+    # accuracy 1.0 / 1.0 / 0.21)
+    assert by["default"]["accuracy"] > 0.9 and by["mixed"]["accuracy"] > 0.9
+    assert 0 < by["mixed"]["mu_fake"] < by["default"]["mu_fake"]
+    assert abs(by["blur3"]["mu_fake"]) < 0.5 * by["default"]["mu_fake"]
+    assert by["blur3"]["accuracy"] < 0.75
     for row in result["rows"]:
         assert set(row["calibrations"]) == {"training", "pool", "pool+train-half"}
         pool = row["calibrations"]["pool"]
-        assert 0 <= pool["fpr"] <= 1 and 0 <= pool["band_fpr"] <= 1 and 0 <= row["fpr_watermarked_real"] <= 1
+        if row["train_variant"] != "blur3":  # the working detectors (above)
+            # real photos of unseen scenes (the pool) and watermarked real photos are not flagged:
+            # the tiny generator's trace is not a watermark (measured 0.0 for all three)
+            assert pool["fpr"] <= 0.1 and pool["band_fpr"] <= 0.1 and row["fpr_watermarked_real"] <= 0.1, row
+            assert pool["accuracy"] > 0.9
         assert row["calibrations"]["training"]["fpr"] == pytest.approx(1 - row["acc_real"])
     assert result["reference_pools"]["pool"]["n_scenes"] >= 4
     table = markdown_table(result)

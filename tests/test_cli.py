@@ -27,7 +27,7 @@ def trained(tiny_dataset, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cli_store")
     common = ["--real", str(tiny_dataset["real"]), "--fake", str(tiny_dataset["fake"]), "--crop", "64", "--border", "8", "--extractor", "wavelet", "--cache", str(cache), "--json", "--quiet"]
     outputs = {}
-    for name, method, extra in [("tiny-marra", "marra18", []), ("tiny-dif", "dif", ["--steps", "10", "--batch", "16", "--train-size", "12"])]:
+    for name, method, extra in [("tiny-marra", "marra18", []), ("tiny-dif", "dif", ["--steps", "20", "--batch", "16", "--train-size", "12"])]:
         buf = io.StringIO()
         import contextlib
 
@@ -43,7 +43,10 @@ def test_train_json_has_the_contract_fields(trained):
         for key in ("name", "method", "mu_real", "mu_fake", "train_size", "seconds", "accuracy", "acc_real", "acc_fake", "auc"):
             assert key in out, key
         assert out["name"] == name
-        assert 0.0 <= out["accuracy"] <= 1.0
+        # both methods separate this generator's held-out images, on each side (measured: Marra18 1.0;
+        # DIF 0.94 at 20 steps: 10 steps at the 0.05 default margin gave 0.64, acc_fake 0.28)
+        assert out["accuracy"] > 0.8 and out["auc"] > 0.9, (name, out["accuracy"], out["auc"])
+        assert min(out["acc_real"], out["acc_fake"]) > 0.7, (name, out["acc_real"], out["acc_fake"])
     assert outputs["tiny-dif"]["train_size"] == 12
     # the mean-residual baseline separates this easy generator on held-out images
     assert outputs["tiny-marra"]["accuracy"] > 0.9
@@ -77,7 +80,7 @@ def test_list_show_export_import_rm(trained, tmp_path, capsys):
     assert code == 0 and {"tiny-marra", "tiny-dif"} <= set(names)
     code, out, _ = run(capsys, "show", "tiny-dif", "--cache", str(cache))
     card = json.loads(out)
-    assert card["method"] == "dif" and card["config"]["steps"] == 10
+    assert card["method"] == "dif" and card["config"]["steps"] == 20
     target = tmp_path / "tiny.dif"
     assert run(capsys, "export", "tiny-dif", str(target), "--cache", str(cache))[0] == 0
     other = tmp_path / "other_store"

@@ -39,16 +39,16 @@ def _seed_file(fmt: str) -> bytes:
 SEEDS = {fmt: _seed_file(fmt) for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "GIF", "BMP")}
 
 
-def _outcome(data: bytes) -> str:
-    TRIED["inputs"] += 1
+def _outcome(data: bytes, tally: dict[str, int] = TRIED) -> str:
+    tally["inputs"] += 1
     try:
         im = load_image(data, crop=None, max_pixels=4_000_000)
     except ImageLoadError as exc:
         assert str(exc).startswith("<bytes>: ") and "\n" not in str(exc)
-        TRIED["refused"] += 1
+        tally["refused"] += 1
         return "refused"
     assert im.pixels.ndim == 3 and im.pixels.shape[2] == 3 and im.pixels.dtype == np.uint8
-    TRIED["decoded"] += 1
+    tally["decoded"] += 1
     return "decoded"
 
 
@@ -133,5 +133,21 @@ def test_wrong_extension_is_decoded_by_content(tmp_path):
 
 
 def test_report_inputs_tried():
-    print(f"\nhostile-input fuzz: {TRIED['inputs']} inputs tried, {TRIED['decoded']} decoded, {TRIED['refused']} refused with ImageLoadError, 0 other exceptions")
-    assert TRIED["inputs"] > EXAMPLES
+    """Its own fuzz pass over every format (not the counts other tests left behind, so it runs alone too).
+
+    The mutated files must reach both outcomes: decoded ones show the fuzz gets past the headers
+    into the decoders, refused ones that the corruption is noticed; nothing else may escape.
+    """
+    tally = {"inputs": 0, "decoded": 0, "refused": 0}
+    per_format = settings(FUZZ, max_examples=max(1, EXAMPLES // len(SEEDS)))
+    for fmt in sorted(SEEDS):
+        @per_format
+        @given(mutated(fmt))
+        def run(data):
+            _outcome(data, tally)
+
+        run()
+    print(f"\nhostile-input fuzz: {tally['inputs']} inputs tried, {tally['decoded']} decoded, {tally['refused']} refused with ImageLoadError, 0 other exceptions")
+    assert tally["decoded"] + tally["refused"] == tally["inputs"]
+    assert tally["inputs"] >= EXAMPLES // len(SEEDS) * len(SEEDS)
+    assert tally["decoded"] > 0 and tally["refused"] > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from engine.api import train_fingerprint
 from engine.config import TrainConfig
@@ -57,8 +58,11 @@ def test_training_on_a_marked_set_marks_the_real_images_and_says_so(sets, store)
     assert fp.watermark["matched"] is True and fp.watermark["survey"]["generator"] == SD_GENERATOR
     off, _ = train_fingerprint("sd-like-off", sets["real"], sets["generated"], TrainConfig(method="marra18", watermark_match=False), store)
     assert off.watermark["matched"] is False and off.train_key != fp.train_key
-    # the real training images really were marked: mu_real differs from the unmarked run
-    assert fp.mu_real != pytest.approx(off.mu_real, abs=1e-9)
+    # the marked share of the real training images really was marked: those now carry the generated
+    # set's mark, so they correlate more with the generated mean residual (measured mu_real 0.093 vs 0.001)
+    assert torch.equal(fp.tensor, off.tensor)  # a mean of the generated residuals: same in both runs
+    assert fp.mu_real > off.mu_real + 0.02
+    assert np.all(fp.train_rho_real >= off.train_rho_real - 1e-6)
     again = store.load("sd-like")
     assert again.watermark == fp.watermark
 
