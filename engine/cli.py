@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
 
     config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed,
                          correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match, loss=args.loss, margin=args.margin,
-                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr)
+                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr, watermark_share=args.watermark_share)
     store = _store(args)
     show = not args.quiet
     res_bar = ProgressBar("residuals", show)
@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-fpr", type=float, default=d.target_fpr, help="false-positive rate on the reference real photos for --decision real-fpr")
     p.add_argument("--pad", action="store_true", help="pad images smaller than the crop instead of skipping them")
     p.add_argument("--no-watermark-match", action="store_true", help="do not embed a known watermark found in the generated images into the real ones")
+    p.add_argument("--watermark-share", type=float, default=d.watermark_share, help="share of the real training images that get the watermark when matching")
     p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool mu_real is calibrated on")
     p.add_argument("--no-reference-pool", action="store_true", help="keep mu_real from the training photos only")
     p.add_argument("--metadata", help='JSON object of user metadata, e.g. {"release_date": "2023-01-01", "base_model": "sd1"}')

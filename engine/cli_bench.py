@@ -86,7 +86,9 @@ def cmd_bench(args) -> int:
 def _train_overrides(args) -> dict:
     """TrainConfig fields given on the command line (the rest keep dif train's defaults)."""
     out = {"steps": args.steps, "crop": args.crop, "border": args.border, "extractor": args.extractor}
-    for key in ("loss", "margin", "lr", "decision", "target_fpr"):
+    if getattr(args, "no_watermark_match", False):
+        out["watermark_match"] = False
+    for key in ("loss", "margin", "lr", "decision", "target_fpr", "watermark_share", "unet_pools"):
         value = getattr(args, key)
         if value is not None:
             out[key] = value
@@ -159,6 +161,9 @@ def register(sub, add_common) -> None:
     p.add_argument("--lr", type=float, help="DIF learning rate (default: dif train's)")
     p.add_argument("--decision", choices=DECISIONS, help="transfer: decision rule (default: dif train's)")
     p.add_argument("--target-fpr", type=float, help="transfer: target FPR of the real-fpr rule (default: dif train's)")
+    p.add_argument("--watermark-share", type=float, help="transfer: share of real training images marked when matching a watermark (default: dif train's)")
+    p.add_argument("--unet-pools", type=int, help="transfer: U-Net depth (default: dif train's 4, the reference; 3 was this project's earlier U-Net)")
+    p.add_argument("--no-watermark-match", action="store_true", help="transfer: train without watermark matching")
     p.add_argument("--from-json", metavar="FILE", help="only re-render the tables of an earlier run's results.json into OUT/results.md")
     p.add_argument("--real", default="real")
     p.add_argument("--models", help="comma-separated generator folders (default: all but --real)")
