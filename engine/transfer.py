@@ -34,8 +34,10 @@ from engine.errors import ConfigError
 from engine.images import list_images, load_images
 from engine.metrics import roc_auc
 from engine.reference_pool import build_pool
+from engine.watermark_match import marked_copies
 
 Progress = Callable[[str], None]
+WATERMARKED_REAL = "real+SD-watermark"  # pseudo test set: the held-out real photos with the SD watermark embedded
 
 
 @dataclass(frozen=True)
@@ -125,22 +127,30 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
                 fp = result["fingerprint"]
                 real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
                 held_out = {p for p in fp.test_files["fake"]}
-                for test_set in test_sets:
-                    in_set = test_set == train_set
-                    images = [im for im in images_of(test_set) if im.source in held_out] if in_set else images_of(test_set)
-                    verdicts = detect(fp, list(real_test) + list(images), store, device)
-                    real_v, set_v = verdicts[: len(real_test)], verdicts[len(real_test) :]
-                    flagged = float(np.mean([v["label"] == "generated" for v in set_v]))
-                    fpr = float(np.mean([v["label"] == "generated" for v in real_v]))
-                    scores = np.array([v["score"] for v in real_v + set_v])
-                    labels = np.r_[np.zeros(len(real_v)), np.ones(len(set_v))]
-                    closer = [decide(np.array([v["rho"] for v in vs]), fp.mu_real, fp.mu_fake) for vs in (real_v, set_v)]
-                    rows.append(TransferRow(train_set, method, seed, test_set, in_set, len(set_v), len(real_v), flagged, fpr, (flagged + 1 - fpr) / 2,
-                                            roc_auc(labels, scores), float(fp.seconds), round(wall, 2),
-                                            float(np.mean(closer[1])), float(np.mean(closer[0]))))
-                say(f"  {fp.name}: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in rows[-len(test_sets):]) + f"; real {rows[-1].real_fpr:.1%}")
+                sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
+                if fp.watermark.get("matched"):  # watermark sensitivity: the same held-out real photos, SD-marked
+                    sets.append((WATERMARKED_REAL, False, marked_copies(real_test)))
+                for test_set, in_set, images in sets:
+                    rows.append(_score(fp, real_test, images, store, device, TransferRow(train_set, method, seed, test_set, in_set, 0, 0, 0.0, 0.0, 0.0, 0.0,
+                                                                                           float(fp.seconds), round(wall, 2))))
+                say(f"  {fp.name}: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in rows[-len(sets):]) + f"; real {rows[-1].real_fpr:.1%}")
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
     return {"protocol": "transfer", "config": asdict(cfg), "environment": env, "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
+
+
+def _score(fp, real_test: list, images: list, store, device, row: TransferRow) -> TransferRow:
+    """Fill ``row`` with what ``dif detect`` says of ``images`` against the held-out real photos."""
+    verdicts = detect(fp, list(real_test) + list(images), store, device)
+    real_v, set_v = verdicts[: len(real_test)], verdicts[len(real_test) :]
+    row.n, row.n_real = len(set_v), len(real_v)
+    row.flagged = float(np.mean([v["label"] == "generated" for v in set_v]))
+    row.real_fpr = float(np.mean([v["label"] == "generated" for v in real_v]))
+    row.accuracy = (row.flagged + 1 - row.real_fpr) / 2
+    labels = np.r_[np.zeros(len(real_v)), np.ones(len(set_v))]
+    row.auc = roc_auc(labels, np.array([v["score"] for v in real_v + set_v]))
+    closer = [decide(np.array([v["rho"] for v in vs]), fp.mu_real, fp.mu_fake) for vs in (real_v, set_v)]
+    row.flagged_closer_mean, row.real_fpr_closer_mean = float(np.mean(closer[1])), float(np.mean(closer[0]))
+    return row
 
 
 def summarize(rows: list[TransferRow]) -> list[dict]:
