@@ -101,6 +101,7 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
     if pool is not None and pool.missing:
         say(f"reference pool: {len(pool.missing)} default photo(s) missing (install the Debian wallpaper packages)")
     loaded: dict[str, list] = {}
+    marked: dict[tuple, list] = {}
 
     def images_of(name: str) -> list:
         if name not in loaded:
@@ -128,8 +129,10 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
                 real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
                 held_out = {p for p in fp.test_files["fake"]}
                 sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
-                if fp.watermark.get("matched"):  # watermark sensitivity: the same held-out real photos, SD-marked
-                    sets.append((WATERMARKED_REAL, False, marked_copies(real_test)))
+                key = tuple(fp.test_files["real"])
+                if key not in marked:  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)
+                    marked[key] = marked_copies(real_test)
+                sets.append((WATERMARKED_REAL, False, marked[key]))
                 for test_set, in_set, images in sets:
                     rows.append(_score(fp, real_test, images, store, device, TransferRow(train_set, method, seed, test_set, in_set, 0, 0, 0.0, 0.0, 0.0, 0.0,
                                                                                            float(fp.seconds), round(wall, 2))))
