@@ -82,5 +82,6 @@ def load_ffdnet(path: Path | None = None) -> tuple[FFDNet, bytes]:
         net = FFDNet()
         net.load_state_dict(state, strict=True)
     except Exception as exc:  # a truncated or foreign file: one line naming it
-        raise ConfigError(f"{path}: cannot load FFDNet weights ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"{path}: cannot load FFDNet weights ({type(exc).__name__}: {first})") from None
     return net.eval(), raw
