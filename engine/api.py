@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -224,8 +225,13 @@ def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Finge
     at most ``target_fpr`` of photos like these are flagged, wherever the generated images fall.
     """
     config = TrainConfig.from_dict(fp.config)
-    if config.decision == "closer-mean" or len(rho_real) < 2 or fp.mu_fake == fp.mu_real:
+    if config.decision == "closer-mean" or fp.mu_fake == fp.mu_real:
         fp.decision = {"rule": "closer-mean"}
+        return fp
+    needed = math.ceil(1.0 / config.target_fpr)
+    if len(rho_real) < needed:  # a quantile at 1/needed of fewer photos is just their maximum: no estimate
+        fp.decision = {"rule": "closer-mean", "reason": f"only {len(rho_real)} {reference}, fewer than the {needed} a "
+                       f"{config.target_fpr:.0%} cut needs (add real photos with --reference-pool)"}
         return fp
     side = 1.0 if fp.mu_fake > fp.mu_real else -1.0
     cut = side * float(np.quantile(side * np.asarray(rho_real, np.float64), 1.0 - config.target_fpr, method="higher"))

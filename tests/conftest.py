@@ -14,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# at most 2 threads, fewer when OMP_NUM_THREADS says so (two spinning thread pools on a shared
+# 2-core machine can be many times slower than one)
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1, int(os.environ.get("OMP_NUM_THREADS") or 2))))
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
