@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
             d = fp.decision
             print(f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the {d['reference']} ({d['n_reference']} images)")
         else:
-            print("  decision: closer of mu_real / mu_fake")
+            print("  decision: closer of mu_real / mu_fake" + (f" ({fp.decision['reason']})" if fp.decision.get("reason") else ""))
         if fp.watermark.get("matched"):
             print(f"  watermark-matched training: {fp.watermark['reason']}")
         if fp.reference_pool:

@@ -126,7 +126,8 @@ def training_notes(fp) -> list[str]:
         lines.append(f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of the "
                      f"{d['reference']} ({d['n_reference']} images).")
     elif fp.decision:
-        lines.append("Decision: the closer of mu_real and mu_generated.")
+        reason = fp.decision.get("reason")
+        lines.append("Decision: the closer of mu_real and mu_generated" + (f" ({reason})." if reason else "."))
     return lines
 
 
