@@ -55,14 +55,23 @@ class Session:
 
 
 def pick_images(store_root: Path, per_model: int) -> list[tuple[Path, str]]:
-    """Held-out generated images of gen0 and gen1 (gen0-ft is gen0's fine-tune: its images are gen0's too)."""
+    """Held-out generated images of gen0 and gen1, each with the verdict the engine gives it alone.
+
+    gen0-ft is gen0's fine-tune, so a gen0 image may go to either; what the concurrent sessions must
+    show is the answer a single, undisturbed call gives for *their* image.
+    """
+    from engine.attribution import attribute
+    from engine.images import load_image
     from engine.store import Store
 
     with Store(store_root) as store:
+        fingerprints = store.list()
         out = []
         for name in ("gen0", "gen1"):
             files = sorted(store.load(name).test_files["fake"])[:per_model]
-            out += [(Path(f), name) for f in files]
+            results = attribute([load_image(f, crop=None) for f in files], fingerprints, store)
+            out += [(Path(f), r.verdict) for f, r in zip(files, results)]
+    assert any(v == "gen1" for _, v in out) and any(v in ("gen0", "gen0-ft") for _, v in out), out
     return out
 
 

@@ -41,7 +41,7 @@ def test_transfer_bench_separates_the_generator_from_another_and_matches_dif_det
     assert code == 0
     result = json.loads((out / "results.json").read_text())
     rows = {r["test_set"]: r for r in result["rows"]}
-    assert set(rows) == {"gen-a", "gen-a-elsewhere", "gen-b"}
+    assert set(rows) == {"gen-a", "gen-a-elsewhere", "gen-b", "real+SD-watermark"}
     assert rows["gen-a"]["in_set"] and not rows["gen-a-elsewhere"]["in_set"]
     # the same generator on other photos is recognised; another generator is not
     assert rows["gen-a-elsewhere"]["auc"] > 0.9 and rows["gen-a-elsewhere"]["flagged"] > 0.8
