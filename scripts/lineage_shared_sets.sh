@@ -23,5 +23,5 @@ for s in $SETS; do
 done
 dif cross $SETS --json > $OUT/cross.json
 dif cross $SETS > $OUT/cross.txt
-dif lineage $SETS --json --png $OUT/lineage.png --html $OUT/lineage.html --graphml $OUT/lineage.graphml > $OUT/lineage.json
+dif lineage $SETS --json --png $OUT/lineage.png --graphml $OUT/lineage.graphml > $OUT/lineage.json
 cat $OUT/cross.txt
