@@ -198,10 +198,10 @@ def markdown(result: dict) -> str:
                             ("Share of each set flagged \"generated\" (last column: held-out real photos)", "flagged", True),
                             ("ROC AUC against held-out real photos", "auc", False),
                             ("The same fingerprints under the paper's closer-mean rule: share flagged", "flagged_closer_mean", True)):
-        lines.append(f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
-                     f"* = held-out half of the training folder (in-set); settings: {settings}\n")
         if not all(key in s for s in summary):  # results written before this column existed
             continue
+        lines.append(f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
+                     f"* = held-out half of the training folder (in-set); settings: {settings}\n")
         real_key = {"flagged": "real_fpr", "flagged_closer_mean": "real_fpr_closer_mean"}.get(key)
         head = ["trained on", "method"] + test_sets + (["real (FPR)"] if real_key else [])
         lines.append("| " + " | ".join(head) + " |")
