@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -56,11 +55,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"port {args.port} out of range 1..65535")
     if not is_loopback(args.address):
         print(f"dif serve: listening on {args.address}: anyone who can reach it can use the store; server folder paths are disabled", file=sys.stderr)
-    print(f"dif serve: http://{args.address}:{args.port}", file=sys.stderr)
-    try:
-        return subprocess.call(streamlit_command(args.port, args.address), env=serve_env(args), cwd=str(APP.parent.parent))
-    except KeyboardInterrupt:
-        return 130
+    print(f"dif serve: http://{args.address}:{args.port}", file=sys.stderr, flush=True)
+    # replace this process with Streamlit: a SIGTERM from a service manager or `kill` then reaches the
+    # server itself (a child would keep running and hold the port after its parent died)
+    command = streamlit_command(args.port, args.address)
+    os.chdir(APP.parent.parent)
+    os.execve(command[0], command, serve_env(args))
+    return 0  # not reached
 
 
 def register(sub, add_common: Callable[[argparse.ArgumentParser], None]) -> None:

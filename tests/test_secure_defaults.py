@@ -7,6 +7,7 @@ probed for the same properties in test_dashboard_load.py.
 from __future__ import annotations
 
 import argparse
+import sys
 import tomllib
 from pathlib import Path
 
@@ -67,3 +68,37 @@ def test_readme_says_how_to_expose_it_to_a_team():
     for needle in ("127.0.0.1", "TLS", "auth", "XSRF", "maxUploadSize"):
         assert needle in section, needle
     assert text.index("## Exposing the dashboard to a team") < text.index("## Tests")
+
+
+def test_sigterm_to_dif_serve_stops_the_server_and_frees_the_port(tmp_path):
+    """What a service manager does: SIGTERM to the `dif serve` process must not leave Streamlit holding the port."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def port_open() -> bool:
+        with socket.socket() as c:
+            c.settimeout(0.5)
+            return c.connect_ex(("127.0.0.1", port)) == 0
+
+    proc = subprocess.Popen([sys.executable, "-c", "from engine.cli import main; raise SystemExit(main())", "serve", "--no-demo",
+                             "--port", str(port), "--cache", str(tmp_path / "store")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while not port_open():
+            assert proc.poll() is None and time.time() < deadline, "dif serve did not start listening"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.time() + 15
+        while port_open() and time.time() < deadline:
+            time.sleep(0.5)
+        assert not port_open(), f"port {port} still held after SIGTERM to dif serve"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
