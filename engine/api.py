@@ -27,7 +27,7 @@ from engine.residuals import compute_residuals
 from engine.splits import split_groups, split_half, take
 from engine.store import Store
 from engine.train import ProgressFn
-from engine.watermark_match import marked_copies, survey
+from engine.watermark_match import mark_share, survey
 
 ALGORITHM_VERSION = "dif-lineage-train-2"
 ResidualProgress = Callable[[int, int], None]
@@ -257,14 +257,6 @@ def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], co
     return out, {"matched": True, "survey": found.to_dict(), "marked_real": n_marked,
                  "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; "
                            f"it was embedded into {n_marked} of the {len(real)} real training images"}
-
-
-def mark_share(real: Sequence[LoadedImage], share: float, seed: int) -> list[LoadedImage]:
-    """``real`` with a seeded ``share`` of the images replaced by SD-watermarked copies (at least one)."""
-    n_marked = max(1, round(share * len(real)))
-    chosen = set(np.random.default_rng(seed + 29).permutation(len(real))[:n_marked].tolist())
-    marked = iter(marked_copies([im for i, im in enumerate(real) if i in chosen]))
-    return [next(marked) if i in chosen else im for i, im in enumerate(real)]
 
 
 def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:

@@ -32,7 +32,7 @@ from engine.methods import features, fit, leave_one_out_rho
 from engine.metrics import detection_metrics
 from engine.perturb import PERTURBATIONS, perturb
 from engine.reference_pool import build_pool
-from engine.watermark_match import marked_copies, survey
+from engine.watermark_match import mark_share, marked_copies, survey
 from engine.residuals import compute_residuals, residual_key
 from engine.splits import split_half, take
 
@@ -126,8 +126,6 @@ def training_sets(variant: str, real: list, fake: list, watermark: str | None, s
     """
     matched = watermark is not None and variant != "no-wm-match"
     if matched:
-        from engine.api import mark_share
-
         real = mark_share(real, TrainConfig.watermark_share, seed)
     if variant in ("default", "no-wm-match"):
         return real, fake, matched

@@ -127,7 +127,7 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
                 wall = time.perf_counter() - start
                 fp = result["fingerprint"]
                 real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
-                held_out = {p for p in fp.test_files["fake"]}
+                held_out = set(fp.test_files["fake"])
                 sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
                 key = tuple(fp.test_files["real"])
                 if key not in marked:  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)

@@ -72,3 +72,11 @@ def marked_copies(images: Sequence[LoadedImage]) -> list[LoadedImage]:
         pixels = mark_like_sd(im.pixels)
         out.append(replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + b"sd-watermark"), notes=im.notes + ("SD watermark embedded (watermark-matched training)",)))
     return out
+
+
+def mark_share(real: Sequence[LoadedImage], share: float, seed: int) -> list[LoadedImage]:
+    """``real`` with a seeded ``share`` of the images replaced by SD-watermarked copies (at least one)."""
+    n_marked = max(1, round(share * len(real)))
+    chosen = set(np.random.default_rng(seed + 29).permutation(len(real))[:n_marked].tolist())
+    marked = iter(marked_copies([im for i, im in enumerate(real) if i in chosen]))
+    return [next(marked) if i in chosen else im for i, im in enumerate(real)]
