@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from engine.augment import degraded_copies
 from engine.calibration import calibrate, from_card
 from engine.config import TrainConfig
 from engine.denoisers import get_extractor
@@ -18,6 +19,7 @@ from engine.detect import correlate, decide, scores_and_decisions
 from engine.device import default_device
 from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
+from engine.format_bias import format_warnings, resave_jpeg
 from engine.images import LoadedImage, center_crop, load_images
 from engine.methods import fit, leave_one_out_rho
 from engine.metrics import detection_metrics
@@ -26,10 +28,11 @@ from engine.reference_pool import ReferencePool, pool_id
 from engine.residuals import compute_residuals
 from engine.splits import split_groups, split_half, take
 from engine.store import Store
+from engine.tiles import DEFAULT_MAX_TILES, Box, tiles_of
 from engine.train import ProgressFn
 from engine.watermark_match import mark_share, survey
 
-ALGORITHM_VERSION = "dif-lineage-train-2"
+ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generated side positive)
 ResidualProgress = Callable[[int, int], None]
 
 
@@ -62,7 +65,8 @@ def residuals_of(
     return compute_residuals(cropped, ext, border, cache=store.residuals if store else None, progress=progress)
 
 
-DECISION_FIELDS = ("decision", "target_fpr")
+DECISION_FIELDS = ("decision", "target_fpr", "correlation")  # change how a fingerprint is read, not the fingerprint
+AUGMENT_FIELDS = ("augment", "augment_copies")  # left out of the key when there is no augmentation: old keys stay valid
 MIN_CALIBRATION = 8  # images per class below which a calibration share is carved out of the training images
 CALIBRATION_SHARE = 0.25
 MAX_CALIBRATION = 128  # per class: enough for the means and the band, and bounded in residual passes
@@ -79,7 +83,7 @@ def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: 
     payload = {
         "real": sorted(im.sha256 for im in real),
         "fake": sorted(im.sha256 for im in fake),
-        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS},
+        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS and not (config.augment == "none" and k in AUGMENT_FIELDS)},
         "extractor_id": extractor_id,
         "algorithm": ALGORITHM_VERSION,
     }
@@ -146,18 +150,21 @@ def train_fingerprint(
         hit = store.find_by_train_key(key)
         if hit is not None:
             wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
-            changed = any(hit.config.get(k) != v for k, v in wanted.items())
-            if changed:  # same fingerprint, another decision setting: re-fit the cut on the calibration photos
+            changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
+            if changed:  # same fingerprint, read another way: re-calibrate (statistic) or re-fit the cut (decision)
+                restat = hit.correlation != config.correlation
                 hit.config = {**hit.config, **wanted}
-                set_decision(hit, hit.train_rho_real, "calibration real images")
+                if restat:
+                    _calibrate(hit, real, fake, calibration, config, store, device)
+                else:
+                    set_decision(hit, hit.train_rho_real, "calibration real images")
             if changed or hit.name != name or (metadata and metadata != hit.metadata):
                 hit.name = name
                 if metadata:
                     hit.metadata = dict(metadata)
                 store.save(hit)
             return hit, True
-    cal_real, cal_fake = (list(calibration[0]), list(calibration[1])) if calibration is not None else ([], [])
-    total = len(real) + len(fake) + len(cal_real) + len(cal_fake)
+    total = sum(len(x) for x in (real, fake, *(calibration or ())))
     done = [0]
 
     def counted(_d: int, _n: int) -> None:
@@ -171,11 +178,21 @@ def train_fingerprint(
 
     real, watermark = match_watermark(real, fake, config)
     res_real, res_fake = residuals(real), residuals(fake)
-    result = fit(config.method, res_real, res_fake, config, device, progress)
+    aug_real, aug_fake = (degraded_copies(images, config.augment, config.augment_copies, config.seed) for images in (real, fake))
+    if aug_real and aug_fake:
+        total += len(aug_real) + len(aug_fake)
+        fit_real, fit_fake = torch.cat([res_real, residuals(aug_real)]), torch.cat([res_fake, residuals(aug_fake)])
+    else:
+        fit_real, fit_fake = res_real, res_fake
+    result = fit(config.method, fit_real, fit_fake, config, device, progress)
+    tensor = result.tensor
+    rho_plain = correlate_tensor(tensor, torch.cat([res_real, res_fake]), config.method)
+    if rho_plain[len(real):].mean() < rho_plain[: len(real)].mean():  # the sign is arbitrary: fix it, generated side positive
+        tensor = -tensor
     fp = Fingerprint(
         name=name,
         method=config.method,
-        tensor=result.tensor,
+        tensor=tensor,
         mu_real=0.0,
         mu_fake=0.0,
         config=config.to_dict(),
@@ -193,29 +210,57 @@ def train_fingerprint(
         metadata=dict(metadata or {}),
         watermark=watermark,
     )
+    _calibrate(fp, real, fake, calibration, config, store, device, residuals, (res_real, res_fake))
+    if store is not None:
+        store.save(fp)
+    return fp, False
+
+
+def correlate_tensor(tensor: torch.Tensor, residuals: torch.Tensor, method: str) -> np.ndarray:
+    """Plain correlations of residuals with a bare fingerprint tensor (before it has a card)."""
+    from engine.correlation import rho_matrix
+    from engine.methods import features
+
+    return rho_matrix(features(method, residuals), tensor.unsqueeze(0)).double().cpu().numpy()[:, 0]
+
+
+def _calibrate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[LoadedImage], calibration: Calibration | None, config: TrainConfig,
+               store: Store | None, device: torch.device | None, residuals: Callable[[Sequence[LoadedImage]], torch.Tensor] | None = None,
+               fit_residuals: tuple[torch.Tensor, torch.Tensor] | None = None) -> Fingerprint:
+    """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic.
+
+    They come from the calibration images when there are some; else (a mean fingerprint) from
+    leave-one-out scores, else from the training images (and the card says it is optimistic).
+    """
+    if residuals is None:
+        def residuals(images: Sequence[LoadedImage]) -> torch.Tensor:
+            return residuals_of(images, config.extractor, config.crop, config.border, store, device, config.pad)
+    if fit_residuals is None:
+        real, _ = match_watermark(real, fake, config)
+        fit_residuals = (residuals(real), residuals(fake))
+    res_real, res_fake = fit_residuals
     rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
-    fit_real, fit_fake = rho_fit[: len(real)], rho_fit[len(real) :]
+    fit_real, fit_fake = rho_fit[: len(res_real)], rho_fit[len(res_real) :]
     if calibration is not None:
+        cal_real, cal_fake = list(calibration[0]), list(calibration[1])
         rho_cal = correlate([fp], torch.cat([residuals(cal_real), residuals(cal_fake)]))[:, 0]
         cal_r, cal_f = rho_cal[: len(cal_real)], rho_cal[len(cal_real) :]
         fp.calibration_set = {"source": "held out of fitting", "n_real": len(cal_real), "n_fake": len(cal_fake),
                               "real": [im.sha256 for im in cal_real], "fake": [im.sha256 for im in cal_fake]}
-    elif config.method != "dif" and len(fake) > 1:
+    elif config.method != "dif" and len(res_fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
         cal_r, cal_f = fit_real, leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
-        fp.calibration_set = {"source": "leave-one-out on the training images", "n_real": len(real), "n_fake": len(fake)}
+        fp.calibration_set = {"source": "leave-one-out on the training images", "n_real": len(res_real), "n_fake": len(res_fake)}
     else:
         cal_r, cal_f = fit_real, fit_fake
-        fp.calibration_set = {"source": "training images (too few to hold any out: optimistic)", "n_real": len(real), "n_fake": len(fake)}
+        fp.calibration_set = {"source": "training images (too few to hold any out: optimistic)", "n_real": len(res_real), "n_fake": len(res_fake)}
     fp.mu_real, fp.mu_fake = float(cal_r.mean()), float(cal_f.mean())
     fp.train_rho_real, fp.train_rho_fake = cal_r.astype(np.float32), cal_f.astype(np.float32)
-    if len(cal_r) >= 2 and len(cal_f) >= 2:
-        fp.calibration = calibrate(cal_r, cal_f, source="calibration").to_dict()
+    fp.calibration = calibrate(cal_r, cal_f, source="calibration").to_dict() if len(cal_r) >= 2 and len(cal_f) >= 2 else {}
+    fp.reference_pool = {}
     set_decision(fp, cal_r, "calibration real images")
     fp.train_metrics = metrics_from_rho(fp, fit_real, fit_fake)
-    if store is not None:
-        store.save(fp)
-    return fp, False
+    return fp
 
 
 def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Fingerprint:
@@ -268,16 +313,36 @@ def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray
     return out
 
 
-def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False, progress: ResidualProgress | None = None) -> np.ndarray:
-    """N images x M fingerprints correlations; one residual pass per distinct geometry, not per model."""
+def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False, progress: ResidualProgress | None = None,
+            max_tiles: int = 1) -> np.ndarray:
+    """N images x M fingerprints correlations; one residual pass per distinct geometry, not per model.
+
+    With ``max_tiles`` > 1 an image larger than two crops is scored on a spread of tiles and its
+    correlation is their mean (``engine/tiles.py``)."""
+    return tiled_rho(fingerprints, images, store, device, pad, progress, max_tiles)[0]
+
+
+def tiled_rho(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False,
+              progress: ResidualProgress | None = None, max_tiles: int = DEFAULT_MAX_TILES) -> tuple[np.ndarray, list[list[Box]], list[np.ndarray]]:
+    """(mean correlation N x M, the boxes analysed per image, per-tile correlations per image) for the
+    first fingerprint's geometry; the boxes tell a viewer which parts of each image were used."""
     out = np.zeros((len(images), len(fingerprints)))
     groups: dict[tuple[str, int, int], list[int]] = {}
     for j, fp in enumerate(fingerprints):
         groups.setdefault((fp.extractor, fp.crop, fp.border), []).append(j)
+    first_boxes: list[list[Box]] = []
+    first_tiles: list[np.ndarray] = []
     for (extractor, crop, border), idx in groups.items():
-        res = residuals_of(images, extractor, crop, border, store, device, pad, progress)
-        out[:, idx] = correlate([fingerprints[j] for j in idx], res)
-    return out
+        tiles, owners, boxes = tiles_of(images, crop, max_tiles, pad)
+        res = residuals_of(tiles, extractor, crop, border, store, device, pad, progress)
+        per_tile = correlate([fingerprints[j] for j in idx], res)
+        owner = np.asarray(owners)
+        for i in range(len(images)):
+            out[i, idx] = per_tile[owner == i].mean(axis=0)
+        if not first_boxes:
+            first_boxes = boxes
+            first_tiles = [per_tile[owner == i] for i in range(len(images))]
+    return out, first_boxes, first_tiles
 
 
 def evaluate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None) -> dict:
@@ -286,14 +351,19 @@ def evaluate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[Loaded
     return metrics_from_rho(fp, rho[: len(real)], rho[len(real) :])
 
 
-def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False) -> list[dict]:
-    """Per image: rho, signed score and the threshold-free label."""
-    rho = rho_for([fp], images, store, device, pad)[:, 0]
+def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False,
+           max_tiles: int = DEFAULT_MAX_TILES) -> list[dict]:
+    """Per image: rho (the mean over the analysed tiles), signed score, label, and the tiles analysed."""
+    rho_all, boxes, per_tile = tiled_rho([fp], images, store, device, pad, max_tiles=max_tiles)
+    rho = rho_all[:, 0]
     scores, preds = scores_and_decisions(fp, rho)
     cal = from_card(fp.calibration)
     rows = []
-    for im, r, s, p in zip(images, rho, scores, preds):
-        row = {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name}
+    for i, (im, r, s, p) in enumerate(zip(images, rho, scores, preds)):
+        row = {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name,
+               "tiles": [list(b) for b in boxes[i]]}
+        if len(boxes[i]) > 1:
+            row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, 0]]
         if cal is not None:
             row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
         rows.append(row)
@@ -365,16 +435,18 @@ def train_from_folders(
     def load(files: list[Path]) -> list[LoadedImage]:
         images, bad = load_images(files, crop=None, strict=strict)
         skipped.extend(str(e) for e in bad)
-        return _usable(images, config, skipped)
+        images = _usable(images, config, skipped)
+        return resave_jpeg(images, config.resave_jpeg) if config.resave_jpeg else images
 
     real_fit, fake_fit = load(real_fit_files), load(fake_fit_files)
+    warnings = [] if config.resave_jpeg else format_warnings(real_fit, fake_fit)
     calibration = None
     if len(real_cal_files) >= MIN_CALIBRATION and len(fake_cal_files) >= MIN_CALIBRATION:
         cal_real, cal_fake = load(real_cal_files), load(fake_cal_files)
         calibration = (cal_real, cal_fake) if len(cal_real) >= 2 and len(cal_fake) >= 2 else None
     fp, cached = train_fingerprint(name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata,
                                    calibration=calibration)
-    result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None}
+    result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None, "warnings": warnings}
     if evaluate_test:
         real_test, fake_test = load(real_test_files), load(fake_test_files)
         rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]

@@ -27,6 +27,7 @@ from engine.errors import ConfigError
 from engine.fingerprint import Fingerprint
 from engine.images import LoadedImage, content_hash
 from engine.store import Store
+from engine.tiles import DEFAULT_MAX_TILES
 
 UNKNOWN = "unknown"
 JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known to weaken
@@ -48,9 +49,10 @@ class Attribution:
     ranking: list[dict] = field(default_factory=list)  # per model: model, score, rho, claims, reliable
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
+    tiles: list[list[int]] = field(default_factory=list)  # analysed boxes: [top, left, height, width] in the image's pixels
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "sha256": self.sha256, "verdict": self.verdict, "ranking": self.ranking, "warnings": self.warnings}
+        return {"source": self.source, "sha256": self.sha256, "verdict": self.verdict, "ranking": self.ranking, "warnings": self.warnings, "tiles": self.tiles}
 
 
 def jpeg_quality(data: bytes) -> float | None:
@@ -126,12 +128,13 @@ def attribute(
     store: Store | None = None,
     device: torch.device | None = None,
     data: Sequence[bytes | None] | None = None,
+    max_tiles: int = DEFAULT_MAX_TILES,
 ) -> list[Attribution]:
     """Rank ``fingerprints`` for each image; verdict = best-scoring model that claims it, else "unknown".
 
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     """
-    from engine.api import rho_for
+    from engine.api import tiled_rho
     from engine.calibration import from_card
     from engine.detect import scores_and_decisions
 
@@ -141,7 +144,7 @@ def attribute(
         return []
     crop = max(fp.crop for fp in fingerprints)
     pad = any(min(im.pixels.shape[:2]) < crop for im in images)
-    rho = rho_for(fingerprints, images, store, device, pad=pad)
+    rho, boxes, _ = tiled_rho(fingerprints, images, store, device, pad=pad, max_tiles=max_tiles)
     per_model = [scores_and_decisions(fp, rho[:, j]) for j, fp in enumerate(fingerprints)]
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
@@ -166,7 +169,7 @@ def attribute(
             for j, fp in enumerate(fingerprints)
             if not reliable[j] and per_model[j][1][i]
         ]
-        out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256))
+        out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out
 
 

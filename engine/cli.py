@@ -76,7 +76,8 @@ def cmd_train(args) -> int:
 
     config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed,
                          correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match, loss=args.loss, margin=args.margin,
-                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr, watermark_share=args.watermark_share)
+                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr, watermark_share=args.watermark_share,
+                         augment=args.augment, augment_copies=args.augment_copies, resave_jpeg=args.resave_jpeg)
     store = _store(args)
     show = not args.quiet
     res_bar = ProgressBar("residuals", show)
@@ -109,6 +110,8 @@ def cmd_train(args) -> int:
         "reference_pool": {k: v for k, v in fp.reference_pool.items() if k != "scenes"},
         "decision": fp.decision,
         "calibration_set": {k: v for k, v in fp.calibration_set.items() if k not in ("real", "fake")},
+        "statistic": fp.correlation,
+        "warnings": result["warnings"],
     }
     summary.update({(f"test_{k}" if k in ("n_real", "n_fake") else k): v for k, v in _round(result["test_metrics"]).items()})
     if args.json:
@@ -116,6 +119,8 @@ def cmd_train(args) -> int:
     else:
         for line in result["skipped"]:
             print(f"skipped: {line}", file=sys.stderr)
+        for line in result["warnings"]:
+            print(f"warning: {line}", file=sys.stderr)
         t = result["test_metrics"] or {}
         print(f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}")
         print(f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from {fp.calibration_set.get('source', 'training images')})")
@@ -136,12 +141,15 @@ def cmd_train(args) -> int:
 
 def cmd_detect(args) -> int:
     from engine.api import detect
+    from engine.errors import ConfigError
     from engine.images import expand_sources, load_images
 
     store = _store(args)
     fp = store.load(args.name)
     images, bad = load_images(expand_sources(args.images), crop=None, strict=args.strict)
-    rows = detect(fp, images, store, pad=args.pad) if images else []
+    if args.tiles < 1:
+        raise ConfigError(f"--tiles {args.tiles}: must be at least 1")
+    rows = detect(fp, images, store, pad=args.pad, max_tiles=args.tiles) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
     if args.json:
         _print_json({"model": fp.name, "results": rows, "errors": errors})
@@ -229,9 +237,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.augment import POLICIES
     from engine.config import CORRELATIONS, DECISIONS, METHODS, TrainConfig
     from engine.losses import LOSSES
     from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
+    from engine.tiles import DEFAULT_MAX_TILES
 
     d = TrainConfig()
     parser = argparse.ArgumentParser(prog="dif", description="Deep Image Fingerprint: detect a generator's images and map generator lineage.")
@@ -256,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decision", choices=DECISIONS, default=d.decision,
                    help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's closer-mean rule")
     p.add_argument("--target-fpr", type=float, default=d.target_fpr, help="false-positive rate on the reference real photos for --decision real-fpr")
+    p.add_argument("--augment", choices=tuple(POLICIES), default=d.augment,
+                   help="fit degraded copies of both classes too (jpeg: JPEG quality 60-95; world: JPEG, rescale, blur, offsets, noise)")
+    p.add_argument("--augment-copies", type=int, default=d.augment_copies, help="degraded copies per training image with --augment")
+    p.add_argument("--resave-jpeg", type=int, default=d.resave_jpeg, metavar="Q",
+                   help="re-save both classes as JPEG at quality Q first (when one class is JPEG and the other is not)")
     p.add_argument("--pad", action="store_true", help="pad images smaller than the crop instead of skipping them")
     p.add_argument("--no-watermark-match", action="store_true", help="do not embed a known watermark found in the generated images into the real ones")
     p.add_argument("--watermark-share", type=float, default=d.watermark_share, help="share of the real training images that get the watermark when matching")
@@ -275,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     p.add_argument("--pad", action="store_true")
+    p.add_argument("--tiles", type=int, default=DEFAULT_MAX_TILES, metavar="N",
+                   help="score an image larger than two crops on up to N tiles and average them (1: the centre crop only)")
     p.add_argument("--strict", action="store_true")
     _add_common(p)
     p.set_defaults(func=cmd_detect)

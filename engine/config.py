@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from engine.augment import POLICIES
 from engine.denoisers import DEFAULT_EXTRACTOR
 from engine.errors import ConfigError
 from engine.losses import LOSSES
 
 METHODS = ("dif", "marra18", "joslin20")
-CORRELATIONS = ("plain", "shift-max")
+CORRELATIONS = ("plain", "periodic", "phase", "shift-max")
 DECISIONS = ("real-fpr", "closer-mean")
 
 
@@ -49,6 +50,12 @@ class TrainConfig:
     # our marking as a "real" trait, none (watermark_match=False) the mark as a "generated" one; half
     # leaves the mark uninformative within the real class (measured: README, Results)
     watermark_share: float = 0.5
+    # degraded copies of both classes fitted beside the originals (engine/augment.py): "none", "jpeg", "world", ...
+    augment: str = "none"
+    augment_copies: int = 2  # per training image
+    # re-save every training, calibration and test image as JPEG at this quality (0: off), when one
+    # class is JPEG and the other is not (engine/format_bias.py)
+    resave_jpeg: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -67,6 +74,12 @@ class TrainConfig:
             raise ConfigError(f"watermark_share {self.watermark_share} out of range (0, 1]")
         if not 0 < self.target_fpr < 0.5:
             raise ConfigError(f"target_fpr {self.target_fpr} out of range (0, 0.5)")
+        if self.augment not in POLICIES:
+            raise ConfigError(f"unknown augmentation {self.augment!r} (choose from {', '.join(POLICIES)})")
+        if not 0 <= self.augment_copies <= 16:
+            raise ConfigError(f"augment_copies {self.augment_copies} out of range 0..16")
+        if self.resave_jpeg and not 10 <= self.resave_jpeg <= 100:
+            raise ConfigError(f"resave_jpeg {self.resave_jpeg} out of range 10..100 (0 turns it off)")
         if self.correlation not in CORRELATIONS:
             raise ConfigError(f"unknown correlation {self.correlation!r} (choose from {', '.join(CORRELATIONS)})")
         if self.crop < 32 or self.crop > 4096:

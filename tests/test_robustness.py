@@ -1,0 +1,222 @@
+"""Suspects as they arrive: degraded copies for fitting, alignment-free statistics, tiles, format bias."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import photo_tiles, write_pngs
+from PIL import Image
+
+from engine.config import TrainConfig
+
+TINY = dict(extractor="wavelet", crop=64, border=8)
+
+
+def _loaded(pixels: np.ndarray, name: str = "x.png"):
+    from engine.images import LoadedImage, content_hash
+
+    return LoadedImage(pixels, name, content_hash(pixels.tobytes()), (pixels.shape[1], pixels.shape[0]), "RGB", "PNG")
+
+
+# ---------------------------------------------------------------- tiles
+@pytest.mark.parametrize("h,w,max_tiles,count", [(256, 256, 9, 1), (300, 300, 9, 1), (512, 512, 9, 4), (1024, 768, 9, 9), (3000, 3000, 1, 1), (600, 300, 9, 2)])
+def test_tile_boxes_cover_large_images_on_the_8_pixel_grid(h, w, max_tiles, count):
+    from engine.tiles import centre_box, tile_boxes
+
+    boxes = tile_boxes(h, w, 256, max_tiles)
+    assert len(boxes) == count
+    assert len(set(boxes)) == len(boxes)
+    for top, left, bh, bw in boxes:
+        assert (bh, bw) == (256, 256) and 0 <= top <= h - 256 and 0 <= left <= w - 256
+        if count > 1:
+            assert top % 8 == 0 and left % 8 == 0
+    if count == 1:
+        assert boxes == [centre_box(h, w, 256)]
+
+
+def test_a_large_image_is_scored_on_its_tiles_and_its_rho_is_their_mean(tiny_dataset, store):
+    """Four generated 64-px images side by side: the 128-px mosaic's rho is the mean of the four images' rho."""
+    from engine.api import detect, train_from_folders
+    from engine.images import list_images, load_images
+
+    fp = train_from_folders("m", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
+    parts, _ = load_images(list_images(tiny_dataset["fake"])[:4], crop=None)
+    top, bottom = np.concatenate([parts[0].pixels, parts[1].pixels], axis=1), np.concatenate([parts[2].pixels, parts[3].pixels], axis=1)
+    mosaic = np.concatenate([top, bottom], axis=0)
+    [row] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=4)
+    singles = detect(fp, parts, store)
+    assert sorted(map(tuple, row["tiles"])) == [(0, 0, 64, 64), (0, 64, 64, 64), (64, 0, 64, 64), (64, 64, 64, 64)]
+    assert row["rho"] == pytest.approx(np.mean([r["rho"] for r in singles]), abs=1e-5)
+    assert sorted(row["tile_rho"]) == pytest.approx(sorted(r["rho"] for r in singles), abs=1e-5)
+    [centre] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=1)
+    assert centre["tiles"] == [[32, 32, 64, 64]] and "tile_rho" not in centre
+    assert centre["rho"] != pytest.approx(row["rho"], abs=1e-4)
+
+
+# ---------------------------------------------------------------- degraded copies
+def test_degraded_copies_are_seeded_named_and_change_the_pixels():
+    from engine.augment import degraded_copies
+
+    [(_, tile)] = photo_tiles(64, names=("astronaut",), per_photo=1)
+    im = _loaded(tile)
+    a, b = degraded_copies([im], "jpeg", 3, seed=0), degraded_copies([im], "jpeg", 3, seed=0)
+    assert [x.sha256 for x in a] == [x.sha256 for x in b] and all(np.array_equal(x.pixels, y.pixels) for x, y in zip(a, b))
+    assert len({x.sha256 for x in a} | {im.sha256}) == 4  # each copy is its own residual-cache entry
+    assert all(x.pixels.shape == tile.shape and not np.array_equal(x.pixels, tile) for x in a)
+    assert all(any(n.startswith("augmented: jpeg") for n in x.notes) for x in a)
+    assert [x.sha256 for x in degraded_copies([im], "jpeg", 3, seed=1)] != [x.sha256 for x in a]
+    assert degraded_copies([im], "none", 3, seed=0) == []
+
+
+def test_unknown_augmentation_is_a_config_error():
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown augmentation 'jpg'"):
+        TrainConfig(augment="jpg")
+
+
+def test_augmented_fit_uses_the_copies_and_keeps_old_train_keys(tiny_dataset, store):
+    """An augmented fit is another fingerprint (other key, other tensor); without augmentation the key
+    does not mention it, so fingerprints stored before the option existed are still found."""
+    from engine.api import train_from_folders, train_key
+    from engine.denoisers import get_extractor
+
+    plain = train_from_folders("p", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
+    before = len(store.residuals)
+    aug = train_from_folders("a", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", augment="jpeg", augment_copies=2, **TINY), 8, store,
+                             evaluate_test=False)["fingerprint"]
+    assert len(store.residuals) - before >= 2 * 8  # copies of each fit image of both classes are cached (equal copies share one entry)
+    assert aug.train_key != plain.train_key
+    assert not torch.allclose(aug.tensor, plain.tensor)
+    ext = get_extractor("wavelet", torch.device("cpu"))
+    img = [_loaded(photo_tiles(64, names=("coffee",), per_photo=1)[0][1])]
+    assert train_key(img, img, TrainConfig(method="marra18", **TINY), ext.cache_id) == train_key(img, img, TrainConfig(method="marra18", augment_copies=5, **TINY), ext.cache_id)
+
+
+# ---------------------------------------------------------------- statistics
+def _periodic_case(shift: tuple[int, int]):
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.randn(1, 3, 8, 8, generator=g).repeat(1, 1, 30, 30)
+    residuals = pattern.repeat(6, 1, 1, 1) + 4.0 * torch.randn(6, 3, 240, 240, generator=g)
+    noise_only = 4.0 * torch.randn(6, 3, 240, 240, generator=g)
+    return torch.roll(residuals, shift, dims=(2, 3)), torch.roll(noise_only, shift, dims=(2, 3)), pattern
+
+
+@pytest.mark.parametrize("mode", ["plain", "periodic", "phase"])
+def test_periodic_statistics_see_a_faint_8_pixel_pattern(mode):
+    from engine.correlation import rho_matrix
+
+    with_pattern, without, f = _periodic_case((0, 0))
+    hit, miss = rho_matrix(with_pattern, f, mode)[:, 0], rho_matrix(without, f, mode)[:, 0]
+    assert hit.min() > miss.max()
+    if mode != "plain":  # averaging 900 blocks lifts a pattern at 1/4 of the noise far above the null
+        assert hit.min() > 0.7 and miss.abs().max() < 0.35
+
+
+def test_phase_statistic_does_not_depend_on_where_the_crop_starts():
+    from engine.correlation import rho_matrix
+
+    aligned, _, f = _periodic_case((0, 0))
+    shifted, noise, _ = _periodic_case((3, 5))
+    assert rho_matrix(shifted, f, "phase")[:, 0] == pytest.approx(rho_matrix(aligned, f, "phase")[:, 0].tolist(), abs=0.03)
+    assert rho_matrix(shifted, f, "periodic")[:, 0].abs().max() < 0.5 * rho_matrix(aligned, f, "periodic")[:, 0].min()
+    assert rho_matrix(shifted, f, "phase")[:, 0].min() > rho_matrix(noise, f, "phase")[:, 0].max()
+
+
+def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_statistic_without_refitting(tiny_dataset, store):
+    from engine.api import train_from_folders
+
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=3, **TINY)
+    first = train_from_folders("d", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    fp = first["fingerprint"]
+    assert not first["cached"] and fp.mu_fake > fp.mu_real
+    again = train_from_folders("d-phase", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(**{**cfg.to_dict(), "correlation": "phase"}), 8, store,
+                               evaluate_test=False)
+    ph = again["fingerprint"]
+    assert again["cached"] and ph.correlation == "phase" and torch.equal(ph.tensor, fp.tensor)
+    assert (ph.mu_real, ph.mu_fake) != (fp.mu_real, fp.mu_fake)  # re-calibrated under the new statistic
+    assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
+
+
+# ---------------------------------------------------------------- format bias
+def _jpeg_folder(folder, items):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in items:
+        Image.fromarray(arr).save(folder / f"{name}.jpg", quality=85)
+    return folder
+
+
+def test_train_warns_when_only_the_real_images_are_jpeg_and_resave_removes_the_difference(tiny_dataset, tmp_path, store):
+    from engine.api import train_from_folders
+    from engine.images import list_images, load_images
+
+    real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    real_jpeg = _jpeg_folder(tmp_path / "real-jpeg", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
+    cfg = TrainConfig(method="marra18", **TINY)
+    res = train_from_folders("f", real_jpeg, tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    assert len(res["warnings"]) == 1 and res["warnings"][0].startswith("format bias: 100% of the real training images are JPEG")
+    assert "--resave-jpeg" in res["warnings"][0]
+    clean = train_from_folders("g", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    assert clean["warnings"] == []
+    resaved = train_from_folders("h", real_jpeg, tiny_dataset["fake"], TrainConfig(method="marra18", resave_jpeg=90, **TINY), 8, store, evaluate_test=False)
+    assert resaved["warnings"] == [] and resaved["fingerprint"].train_key != res["fingerprint"].train_key
+
+
+def test_size_bias_is_reported(tmp_path):
+    from engine.format_bias import format_warnings
+
+    small = [_loaded(np.zeros((256, 256, 3), np.uint8))]
+    large = [_loaded(np.zeros((1024, 768, 3), np.uint8))]
+    assert format_warnings(small, large)[0].startswith("size bias: the real training images' median short side is 256 px, the generated ones' 768 px")
+    assert format_warnings(small, small) == []
+
+
+def test_cli_train_prints_the_format_warning_and_detect_refuses_zero_tiles(tiny_dataset, tmp_path, capsys):
+    from engine.cli import main
+    from engine.images import list_images, load_images
+
+    real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    real_jpeg = _jpeg_folder(tmp_path / "rj", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
+    cache = str(tmp_path / "cache")
+    assert main(["train", "--name", "w", "--real", str(real_jpeg), "--fake", str(tiny_dataset["fake"]), "--method", "marra18", "--extractor", "wavelet",
+                 "--crop", "64", "--train-size", "8", "--no-reference-pool", "--quiet", "--cache", cache]) == 0
+    assert "warning: format bias" in capsys.readouterr().err
+    assert main(["detect", "--name", "w", str(tiny_dataset["fake"]), "--tiles", "0", "--cache", cache]) == 2
+    assert "--tiles 0: must be at least 1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the matrix
+def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(tmp_path):
+    """The matrix's JPEG cell is what dif detect says of JPEG copies of the held-out images."""
+    from engine.api import detect
+    from engine.cli import main
+    from engine.images import load_images
+    from engine.perturb import perturb
+    from engine.store import Store
+
+    root = tmp_path / "data"
+    from conftest import TinyGenerator, apply_generator
+
+    tiles = photo_tiles(64)
+    write_pngs(root / "real", [t for t in tiles if t[0].startswith(("coffee", "chelsea"))])
+    write_pngs(root / "gen", apply_generator(TinyGenerator(0), [t for t in tiles if t[0].startswith(("astronaut", "rocket"))], "g"))
+    out = tmp_path / "bench"
+    assert main(["bench", "--data", str(root), "--methods", "marra18", "--crop", "64", "--extractor", "wavelet", "--train-sizes", "8", "--repeats", "1",
+                 "--no-reference-pool", "--augment", "none,jpeg", "--correlation", "plain,phase", "--perturb", "none,jpeg75,shift1",
+                 "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    md = (out / "results.md").read_text()
+    assert "**Robustness matrix**" in md and "| trained on | tested on | method | augment | statistic | none | jpeg75 | shift1 |" in md
+    result = json.loads((out / "results.json").read_text())
+    combos = {(s["augment"], s["statistic"], s["perturb"]) for s in result["summary"]}
+    assert combos == {(a, st, p) for a in ("none", "jpeg") for st in ("plain", "phase") for p in ("none", "jpeg75", "shift1")} | {
+        (a, st, "none") for a in ("none", "jpeg") for st in ("plain", "phase")}
+    row = next(r for r in result["rows"] if (r["augment"], r["statistic"], r["perturb"], r["in_set"]) == ("none", "phase", "jpeg75", True))
+    store = Store(out / "store", residuals_root=tmp_path / "cache")
+    fp = store.load("gen.marra18.none-phase.s0")
+    real, _ = load_images(fp.test_files["real"], crop=None)
+    fake, _ = load_images(fp.test_files["fake"], crop=None)
+    verdicts = detect(fp, perturb(real, "jpeg75") + perturb(fake, "jpeg75"), store)
+    flagged = np.mean([v["label"] == "generated" for v in verdicts[len(real):]])
+    assert row["flagged"] == pytest.approx(flagged)
