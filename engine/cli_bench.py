@@ -43,7 +43,7 @@ def cmd_bench(args) -> int:
         extractor=args.extractor,
         crop=args.crop,
         border=args.border,
-        correlations=_csv(args.correlation),
+        correlations=_csv(args.correlation) if args.correlation else ("plain",),
         perturb=_csv(args.perturb) if args.perturb else ("none",),
         train_variants=_csv(args.train),
         reference_pool=not args.no_reference_pool,
@@ -88,7 +88,7 @@ def _train_overrides(args) -> dict:
     out = {"steps": args.steps, "crop": args.crop, "border": args.border, "extractor": args.extractor}
     if getattr(args, "no_watermark_match", False):
         out["watermark_match"] = False
-    for key in ("loss", "margin", "lr", "decision", "target_fpr", "watermark_share", "unet_pools"):
+    for key in ("loss", "margin", "lr", "decision", "target_fpr", "watermark_share", "unet_pools", "augment_copies"):
         value = getattr(args, key)
         if value is not None:
             out[key] = value
@@ -99,6 +99,8 @@ def _cmd_transfer(args) -> int:
     """The transfer protocol (engine/transfer.py): train the dif-train way on each set, detect on every set."""
     from engine.cli import ProgressBar, _store
     from engine.config import TrainConfig
+    from engine.errors import ConfigError
+    from engine.perturb import PERTURBATIONS
     from engine.store import Store
     from engine.transfer import TransferConfig, markdown, run_transfer
 
@@ -115,7 +117,17 @@ def _cmd_transfer(args) -> int:
         train=train,
         reference_pool=not args.no_reference_pool,
         pool_dir=args.reference_pool,
+        augments=_csv(args.augment) if args.augment else (),
+        statistics=_csv(args.correlation) if args.correlation else (),
+        perturbations=_csv(args.perturb) if args.perturb else ("none",),
     )
+    for name in cfg.perturbations:
+        if name not in PERTURBATIONS:
+            raise ConfigError(f"unknown perturbation {name!r} (choose from {', '.join(PERTURBATIONS)})")
+    for aug in cfg.augments:
+        TrainConfig(**{**train, "augment": aug})
+    for stat in cfg.statistics:
+        TrainConfig(**{**train, "correlation": stat})
     user_store = _store(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +156,7 @@ def _cmd_transfer(args) -> int:
 
 
 def register(sub, add_common) -> None:
+    from engine.augment import POLICIES
     from engine.config import CORRELATIONS, DECISIONS
     from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
     from engine.losses import LOSSES
@@ -174,7 +187,9 @@ def register(sub, add_common) -> None:
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--border", type=int, default=8)
-    p.add_argument("--correlation", default="plain", help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)}")
+    p.add_argument("--correlation", help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)} (default: dif train's)")
+    p.add_argument("--augment", help=f"transfer: comma-separated training augmentations to compare: {','.join(POLICIES)} (default: dif train's)")
+    p.add_argument("--augment-copies", type=int, help="transfer: degraded copies per training image (default: dif train's)")
     p.add_argument("--perturb", help=f"comma-separated test-time perturbations: {','.join(PERTURBATIONS)}")
     p.add_argument("--train", default="default", help="comma-separated training variants: default (watermark-matched when a known watermark is found), "
                    "no-wm-match, mixed (random JPEG 75/50/none per image), or a perturbation name (train on perturbed images)")

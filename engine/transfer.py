@@ -33,6 +33,7 @@ from engine.device import default_device, describe_device
 from engine.errors import ConfigError
 from engine.images import list_images, load_images
 from engine.metrics import roc_auc
+from engine.perturb import perturb
 from engine.reference_pool import build_pool
 from engine.watermark_match import marked_copies
 
@@ -52,6 +53,10 @@ class TransferConfig:
     train: dict = field(default_factory=dict)  # TrainConfig overrides: loss, margin, lr, steps, extractor, decision, ...
     reference_pool: bool = True
     pool_dir: str | None = None
+    # the robustness matrix: training variants (augmentation policies), statistics, test-time degradations
+    augments: tuple[str, ...] = ()  # default: the train settings' augment
+    statistics: tuple[str, ...] = ()  # default: the train settings' correlation
+    perturbations: tuple[str, ...] = ("none",)
 
 
 @dataclass
@@ -71,6 +76,9 @@ class TransferRow:
     wall_seconds: float  # the whole dif-train call: residuals (cold or cached), fit, calibration, test
     flagged_closer_mean: float = float("nan")  # the same fingerprint under the paper's closer-mean rule
     real_fpr_closer_mean: float = float("nan")
+    augment: str = "none"
+    statistic: str = "plain"
+    perturb: str = "none"  # applied to the test set and to the held-out real photos alike
 
 
 def _folders(root: Path, cfg: TransferConfig) -> tuple[list[str], list[str]]:
@@ -86,9 +94,9 @@ def _folders(root: Path, cfg: TransferConfig) -> tuple[list[str], list[str]]:
     return train_sets, test_sets
 
 
-def _model_name(train_set: str, method: str, seed: int) -> str:
+def _model_name(train_set: str, method: str, seed: int, variant: str = "") -> str:
     safe = "".join(c if c.isalnum() or c in "._-+" else "_" for c in train_set).lstrip(".-") or "set"
-    return f"{safe[:40]}.{method}.s{seed}"
+    return f"{safe[:40]}.{method}{'.' + variant if variant else ''}.s{seed}"
 
 
 def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None) -> dict:
@@ -112,31 +120,55 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
         return loaded[name]
 
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
+    base = TrainConfig(**cfg.train)
+    augments = list(cfg.augments) or [base.augment]
+    stats = list(cfg.statistics) or [base.correlation]
+    variants = [(a, st) for a in augments for st in stats]
+    default_variant = (base.augment, base.correlation)
+    degraded: dict[tuple, list] = {}
+
+    def perturbed(key: tuple, images: list, name: str) -> list:
+        if name == "none":
+            return images
+        if (key, name) not in degraded:
+            degraded[(key, name)] = perturb(images, name)
+        return degraded[(key, name)]
+
     rows: list[TransferRow] = []
-    total = len(cfg.seeds) * len(train_sets) * len(cfg.methods)
+    total = len(cfg.seeds) * len(train_sets) * len(cfg.methods) * len(variants)
     done = 0
     for seed in cfg.seeds:  # seeds outermost: a stopped run still holds every set's first seed
         for train_set in train_sets:
             for method in cfg.methods:
-                done += 1
-                config = TrainConfig(**{**cfg.train, "method": method, "seed": seed})
-                say(f"fit {done}/{total}: {train_set} {method} seed {seed} ({cfg.train_size} + {cfg.train_size})")
-                start = time.perf_counter()
-                result = train_from_folders(_model_name(train_set, method, seed), root / cfg.real, root / train_set, config, cfg.train_size, store,
-                                            device, on_step, reference_pool=pool)
-                wall = time.perf_counter() - start
-                fp = result["fingerprint"]
-                real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
-                held_out = set(fp.test_files["fake"])
-                sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
-                key = tuple(fp.test_files["real"])
-                if key not in marked:  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)
-                    marked[key] = marked_copies(real_test)
-                sets.append((WATERMARKED_REAL, False, marked[key]))
-                for test_set, in_set, images in sets:
-                    rows.append(_score(fp, real_test, images, store, device, TransferRow(train_set, method, seed, test_set, in_set, 0, 0, 0.0, 0.0, 0.0, 0.0,
-                                                                                           float(fp.seconds), round(wall, 2))))
-                say(f"  {fp.name}: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in rows[-len(sets):]) + f"; real {rows[-1].real_fpr:.1%}")
+                for augment, statistic in variants:
+                    done += 1
+                    config = TrainConfig(**{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": statistic})
+                    tag = "" if (augment, statistic) == default_variant else f"{augment}-{statistic}"
+                    say(f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} ({cfg.train_size} + {cfg.train_size})")
+                    start = time.perf_counter()
+                    result = train_from_folders(_model_name(train_set, method, seed, tag), root / cfg.real, root / train_set, config, cfg.train_size, store,
+                                                device, on_step, reference_pool=pool)
+                    wall = time.perf_counter() - start
+                    fp = result["fingerprint"]
+                    real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
+                    held_out = set(fp.test_files["fake"])
+                    sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
+                    key = tuple(fp.test_files["real"])
+                    if key not in marked:  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)
+                        marked[key] = marked_copies(real_test)
+                    sets.append((WATERMARKED_REAL, False, marked[key]))
+                    for pert in cfg.perturbations:
+                        real_p = perturbed(("real",) + key, real_test, pert)
+                        for test_set, in_set, images in sets:
+                            if pert != "none" and test_set == WATERMARKED_REAL:
+                                continue
+                            images_p = perturbed((test_set, in_set, tuple(held_out) if in_set else ()), images, pert)
+                            row = TransferRow(train_set, method, seed, test_set, in_set, 0, 0, 0.0, 0.0, 0.0, 0.0, float(fp.seconds), round(wall, 2),
+                                              augment=augment, statistic=statistic, perturb=pert)
+                            rows.append(_score(fp, real_p, images_p, store, device, row))
+                        mine = [r for r in rows if r.seed == seed and r.train_set == train_set and r.method == method and r.augment == augment
+                                and r.statistic == statistic and r.perturb == pert]
+                        say(f"  {fp.name} [{pert}]: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in mine) + f"; real {mine[-1].real_fpr:.1%}")
     env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
     return {"protocol": "transfer", "config": asdict(cfg), "environment": env, "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
 
@@ -157,13 +189,14 @@ def _score(fp, real_test: list, images: list, store, device, row: TransferRow) -
 
 
 def summarize(rows: list[TransferRow]) -> list[dict]:
-    """Mean and spread over seeds per (training set, method, test set)."""
+    """Mean and spread over seeds per (training set, method, variant, test set, perturbation)."""
     groups: dict[tuple, list[TransferRow]] = {}
     for r in rows:
-        groups.setdefault((r.train_set, r.method, r.test_set), []).append(r)
+        groups.setdefault((r.train_set, r.method, r.augment, r.statistic, r.test_set, r.perturb), []).append(r)
     out = []
-    for (train_set, method, test_set), rs in groups.items():
-        entry = {"train_set": train_set, "method": method, "test_set": test_set, "in_set": rs[0].in_set, "seeds": len(rs), "n": rs[0].n}
+    for (train_set, method, augment, statistic, test_set, pert), rs in groups.items():
+        entry = {"train_set": train_set, "method": method, "augment": augment, "statistic": statistic, "test_set": test_set, "perturb": pert,
+                 "in_set": rs[0].in_set, "seeds": len(rs), "n": rs[0].n}
         for key in ("accuracy", "flagged", "real_fpr", "auc", "train_seconds", "wall_seconds", "flagged_closer_mean", "real_fpr_closer_mean"):
             vals = [getattr(r, key) for r in rs]
             entry[key] = statistics.mean(vals)
@@ -187,6 +220,10 @@ def markdown(result: dict) -> str:
     if not summary:
         return "No fits were run.\n"
     cfg = result["config"]
+    full = summary
+    first_aug = next((s.get("augment", "none") for s in summary), "none")
+    first_stat = next((s.get("statistic", "plain") for s in summary), "plain")
+    summary = [s for s in summary if s.get("perturb", "none") == "none" and s.get("augment", "none") == first_aug and s.get("statistic", "plain") == first_stat]
     train_sets = list(dict.fromkeys(s["train_set"] for s in summary))
     test_sets = list(dict.fromkeys(s["test_set"] for s in summary))
     methods = list(dict.fromkeys(s["method"] for s in summary))
@@ -194,6 +231,8 @@ def markdown(result: dict) -> str:
     seeds = max(s["seeds"] for s in summary)
     lines = []
     settings = ", ".join(f"{k}={v}" for k, v in sorted(cfg["train"].items())) or "defaults"
+    if len({(s.get("augment"), s.get("statistic")) for s in full}) > 1:
+        settings += f"; training variant {first_aug}, statistic {first_stat}"
     for title, key, pct in (("Balanced accuracy against held-out real photos", "accuracy", False),
                             ("Share of each set flagged \"generated\" (last column: held-out real photos)", "flagged", True),
                             ("ROC AUC against held-out real photos", "auc", False),
@@ -216,6 +255,7 @@ def markdown(result: dict) -> str:
                     e = find.get((train_set, method, train_set)) or next((s for s in summary if s["train_set"] == train_set and s["method"] == method), None)
                     cells.append(_cell(e, real_key, True))
                 lines.append(f"| {train_set} | {method} | " + " | ".join(cells) + " |")
+    lines += robustness_matrix(full, cfg)
     timing = [s for s in summary if s["method"] == "dif" and s["in_set"]]
     env = result["environment"]
     lines.append("")
@@ -224,3 +264,30 @@ def markdown(result: dict) -> str:
                      "as recorded in each card when it was trained; a rerun reuses stored fingerprints).")
     lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s).")
     return "\n".join(lines) + "\n"
+
+
+def robustness_matrix(summary: list[dict], cfg: dict) -> list[str]:
+    """Balanced accuracy by (training set -> test set, method, augmentation, statistic) x test-time degradation.
+
+    Both the test set and the held-out real photos are degraded alike, so a JPEG column also asks
+    whether format alone is the tell. The last column is the worst degraded cell relative to clean.
+    """
+    perts = list(dict.fromkeys(s.get("perturb", "none") for s in summary))
+    if perts == ["none"]:
+        return []
+    keyed = {(s["train_set"], s["test_set"], s["method"], s.get("augment", "none"), s.get("statistic", "plain"), s.get("perturb", "none")): s for s in summary}
+    row_keys = list(dict.fromkeys((s["train_set"], s["test_set"], s["method"], s.get("augment", "none"), s.get("statistic", "plain"))
+                                  for s in summary if s["test_set"] != WATERMARKED_REAL))
+    seeds = max(s["seeds"] for s in summary)
+    lines = [f"\n**Robustness matrix** — balanced accuracy, {cfg['train_size']} + {cfg['train_size']} training images, mean over {seeds} seed(s); "
+             "the test set and the held-out real photos are degraded alike; * = in-set (held-out half of the training folder)\n",
+             "| trained on | tested on | method | augment | statistic | " + " | ".join(perts) + " |",
+             "|" + "---|" * (5 + len(perts))]
+    for train_set, test_set, method, augment, statistic in row_keys:
+        cells = []
+        for pert in perts:
+            e = keyed.get((train_set, test_set, method, augment, statistic, pert))
+            cells.append("—" if e is None else f"{e['accuracy']:.3f}")
+        star = "*" if keyed.get((train_set, test_set, method, augment, statistic, perts[0]), {}).get("in_set") else ""
+        lines.append(f"| {train_set} | {test_set}{star} | {method} | {augment} | {statistic} | " + " | ".join(cells) + " |")
+    return lines
