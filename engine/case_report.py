@@ -47,19 +47,22 @@ class Verdict:
             return f"inconclusive (leans to {self.model})"
         return UNKNOWN
 
-    def headline(self) -> str:
-        """One sentence: verdict, confidence, near-tie and provenance, in that order of importance."""
+    def headline(self, strong: str = "") -> str:
+        """One sentence: verdict, confidence, near-tie and provenance, in that order of importance.
+
+        ``strong`` wraps the key words (``"**"`` for Markdown)."""
+        b = lambda text: f"{strong}{text}{strong}"  # noqa: E731
         conf = f", confidence {self.confidence:.2f}" if self.confidence is not None else ", confidence not calibrated"
         if self.status == "attributed":
-            text = f"from {self.model}{conf}"
+            text = f"from {b(self.model)}{conf}"
         elif self.status == "inconclusive":
-            text = f"inconclusive: leans to {self.model}{conf}, below the 0.90 band"
+            text = f"{b('inconclusive')}: leans to {self.model}{conf}, inside the 0.90 band"
         else:
-            text = "unknown: no known model claims it"
+            text = f"{b('unknown')}: no known model claims it"
         if self.near_tie:
-            text += f"; NEAR-TIE with {self.runner_up} (margin {self.margin:.3f} < {NEAR_TIE_MARGIN}): either may be the source, or a relative of both"
+            text += f"; {b('near-tie')} with {self.runner_up} (margin {self.margin:.3f} < {NEAR_TIE_MARGIN}): either may be the source, or a relative of both"
         if self.disagreements:
-            text += "; PROVENANCE DISAGREES: " + "; ".join(self.disagreements)
+            text += f"; {b('provenance disagrees')}: " + "; ".join(self.disagreements)
         return text
 
     def row(self) -> dict:
