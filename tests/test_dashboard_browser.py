@@ -118,6 +118,19 @@ def test_every_page_renders(server, browser):
     page.close()
 
 
+def test_models_address_answers(server, browser):
+    """Issue 13 point 1: /models used to pop up 'Page not found' and run the main page instead."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    _open(page, server["url"] + "/models", "Models")
+    _no_traceback(page)
+    assert "Page not found" not in page.content()
+    expect(page.get_by_text("recognises which image generator made an image").first).to_be_visible()
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "models.png"), full_page=False)
+    page.close()
+
+
 def test_attribute_upload_ranks_its_model_first(server, browser):
     from dashboard.optional import engine_module
 
@@ -127,11 +140,12 @@ def test_attribute_upload_ranks_its_model_first(server, browser):
     _open(page, server["url"] + "/attribute", "Attribute")
     image = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[-1]
     page.locator('input[type="file"]').first.set_input_files(str(image))
-    expect(page.get_by_text(re.compile(r"from\s+gen1\b")).first).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(re.compile(r"from\s+gen1,\s+confidence\s+\d\.\d\d")).first).to_be_visible(timeout=120_000)
     _settle(page)
+    expect(page.get_by_text("Download case report (HTML)").first).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
     page.get_by_text("Residual and spectrum").first.click()
-    page.get_by_text("Metadata (EXIF, software, C2PA)").first.click()
+    page.get_by_text("Metadata (EXIF, XMP, software, C2PA)").first.click()
     expect(page.get_by_text("C2PA manifest present").first).to_be_visible(timeout=30_000)
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     page.wait_for_timeout(800)
@@ -156,6 +170,8 @@ def test_lineage_share_link_opens_same_view(server, browser):
     expect(page.get_by_text("Saved as report").first).to_be_visible(timeout=60_000)
     page.wait_for_function("() => location.search.includes('report=')", timeout=30_000)
     report_id = re.search(r"report=([0-9a-f]+)", page.url).group(1)
+    # issue 13 point 7: the link to send is a full address, not "/lineage?report=..."
+    expect(page.locator("code").filter(has_text=f"{server['url']}/lineage?report={report_id}").first).to_be_visible(timeout=30_000)
     page.close()
     context = browser.new_context(viewport={"width": 1400, "height": 1200})  # a teammate: fresh session, no cookies
     other = context.new_page()
@@ -176,7 +192,7 @@ def _number(page, label: str, value: int) -> None:
 def test_training_shows_progress_and_cancels(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     _open(page, server["url"] + "/", "Models")
-    page.get_by_text("Add a model").first.click()
+    page.get_by_test_id("stExpander").filter(has_text="Add a model").locator("summary").first.click()
     page.get_by_label("Model name", exact=True).fill("cancel-me")
     page.get_by_label("Model name", exact=True).press("Enter")
     fake = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[:4]
@@ -187,6 +203,7 @@ def test_training_shows_progress_and_cancels(server, browser):
     uploaders.filter(has_text="Real photos").locator('input[type="file"]').set_input_files([str(p) for p in real])
     _settle(page)
     page.get_by_test_id("stSelectbox").filter(has_text="Residual extractor").click()
+    page.keyboard.type("wavelet")  # the option list is virtualised: filter it so the option is rendered
     page.get_by_role("option", name="wavelet").click()
     _settle(page)
     _number(page, "Crop", 64)
@@ -194,8 +211,10 @@ def test_training_shows_progress_and_cancels(server, browser):
     _number(page, "Steps", 100000)
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Step \d+/100000")).first).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()  # issue 13 point 4: no second run meanwhile
     page.get_by_role("button", name="Cancel training").click()
     expect(page.get_by_text("Training cancelled").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=30_000)
     _no_traceback(page)
     from engine.store import Store
 
