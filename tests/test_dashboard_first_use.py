@@ -279,3 +279,19 @@ def test_heatmap_says_balanced_accuracy_and_chance(tiny):
     at = app_on("views/cross.py")
     no_errors(at)
     assert any("balanced accuracy" in c.value and "50 = chance" in c.value for c in at.caption)
+
+
+def test_training_time_is_said_before_training(store_copy):
+    """Point 4: with no DIF model to scale from, one click times two real steps and the page says the total."""
+    at = app_on()
+    at.selectbox(key="tr_method").set_value("dif")
+    at.selectbox(key="tr_extractor").set_value("wavelet")
+    at.number_input(key="tr_crop").set_value(64)
+    at.number_input(key="tr_batch").set_value(4)
+    at.number_input(key="tr_steps").set_value(300)
+    at.run()
+    assert any(b.label == "Estimate the time (runs 2 steps)" for b in at.button)
+    at.button(key="tr_time").click().run()
+    no_errors(at)
+    said = [c.value for c in at.caption if c.value.startswith("Time: about")]
+    assert said and "for 300 steps (measured here" in said[0], [c.value for c in at.caption]
