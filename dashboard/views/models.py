@@ -79,6 +79,8 @@ def add_model() -> None:
         if mode == sources[0]:
             fake_files = st.file_uploader("Generated images (the model's outputs)", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_fake")
             real_files = st.file_uploader("Real photos", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_real")
+            st.caption("A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to measure "
+                       "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT CHECKED.")
         else:
             fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
             real_dir = st.text_input("Folder of real photos", key="tr_real_dir")
