@@ -20,6 +20,8 @@ nearly the base model, so fine-tunes attach to either). How long a fine-tune run
 stays recognisable (test-size zoo, base trained 200 steps): 20-60 fine-tune steps ARI 1.00 / recall
 0.80; 200 steps ARI 0.68 / 0.60 (the fine-tune of a fine-tune leaves the family); 600 steps ARI 0.59 /
 0.20 (fine-tunes no longer cross-detect: mutual accuracy 0.50-0.55).
+Re-measured for the dashboard (issue 13; build 10.5 s): at the engine's default family threshold 0.70
+the families come out ARI 0.50 / recall 0.60, at 0.55-0.65 ARI 1.00 / 0.80 (``DEMO_FAMILY_THRESHOLD``).
 """
 from __future__ import annotations
 
