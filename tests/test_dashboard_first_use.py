@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -242,8 +243,9 @@ def test_demo_lineage_shows_truth_and_recovers_its_families(demo_store, monkeypa
     assert float(metrics["Parent-child recall"]) >= 0.8
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles == ["Inferred from cross-detection", "Ground truth (how the zoo was built)"]
-    assert any("give ARI 0.50" in c.value for c in at.caption)  # the engine's defaults, said honestly
-    assert any("missed parent-child pairs" in w.value for w in at.warning)  # what is not recovered, said too
+    assert any(re.search(r"general defaults .* give ARI \d\.\d\d here", c.value) for c in at.caption)  # measured 0.50, said honestly
+    if float(metrics["Parent-child recall"]) < 1.0:  # measured 0.80: zoo-base -> zoo-ft-a is missed, and the page says so
+        assert any("missed parent-child pairs" in w.value for w in at.warning)
 
 
 # ------------------------------------------------------------------ point 7
