@@ -213,6 +213,9 @@ def test_upload_training_holds_out_a_quarter_and_reports_it(store_copy, tiny):
     table = _frame(at, "name", "checked")
     assert table.set_index("name").loc["checked", "checked"] == "held-out"
     assert not at.button(key="tr_go").proto.disabled  # enabled again once the run is over
+    cross = app_on("views/cross.py")  # its held-out uploads were kept in the store: it joins the heatmap (point 2)
+    no_errors(cross)
+    assert "checked" in json.loads(cross.get("plotly_chart")[0].proto.spec)["data"][0]["x"]
     _add_copy(store_copy, "gen1", "unchecked", test_files={}, test_metrics={})
     at = app_on()
     assert any("Not checked on held-out images: unchecked" in w.value for w in at.warning)
