@@ -43,8 +43,8 @@ def main() -> None:
         "attribute": st.Page(VIEWS_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"),
     }
     current = st.navigation(list(pages.values()))
-    _sidebar()
     ensure_demo()
+    _sidebar()  # after the demo build, so the model count it shows includes the zoo
     report = st.query_params.get("report")
     if report and current.url_path != "lineage":  # a shared link opened on the root URL
         st.switch_page(pages["lineage"], query_params={"report": report})

@@ -141,9 +141,6 @@ def test_models_address_answers(server, browser):
     _no_traceback(page)
     assert "Page not found" not in page.content()
     expect(page.get_by_text("recognises which image generator made an image").first).to_be_visible()
-    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "models.png"), full_page=False)
     page.close()
 
 
@@ -245,6 +242,9 @@ def test_demo_first_minutes_sample_and_lineage_truth(demo_server, browser):
     _open(page, demo_server + "/", "Models")
     expect(page.get_by_role("button", name="Attribute this").first).to_be_visible(timeout=180_000)  # after the zoo build
     _settle(page)
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "models.png"), full_page=False)
     page.get_by_role("button", name="Attribute this").first.click()
     expect(page.get_by_role("heading", name="Attribute").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile(r"(from\s+zoo-[a-z0-9-]+,\s+confidence\s+\d\.\d\d)|unknown")).first).to_be_visible(timeout=120_000)
