@@ -15,7 +15,7 @@ from typing import Iterable, Protocol
 from engine.errors import ImageLoadError
 from engine.images import IMAGE_EXTENSIONS, LoadedImage, load_image
 
-SAMPLES_KEY = "attr_samples"  # session key: server-side sample files the Models page sends to Attribute
+SAMPLES_KEY = "attr_samples"  # session key: (server path, true source) of the samples the Models page sends to Attribute
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024
 

@@ -262,6 +262,7 @@ def test_landing_section_samples_attribute_in_one_click(tiny):
     no_errors(at)
     assert at.title[0].value == "Attribute"
     assert any(m.value.startswith("####") and ("from **" in m.value or "**unknown**" in m.value) for m in at.markdown)
+    assert any("true sources:" in i.value for i in at.info)  # so the verdict can be checked
 
 
 @needs("lineage")

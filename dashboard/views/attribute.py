@@ -6,6 +6,8 @@ decoded in memory; results are kept in the session state, keyed by the files' ha
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -146,12 +148,14 @@ uploads = st.file_uploader("Suspect images (or a zip)", type=IMAGE_TYPES, accept
 chosen = st.multiselect("Compare against", names, default=names, key="attr_models") if names else []
 samples = st.session_state.get(SAMPLES_KEY) if not uploads else None
 if samples:
-    st.info(f"Attributing {len(samples)} sample image(s) from the store's held-out test sets (picked on the Models page). Upload your own above.")
+    truths = "; ".join(f"{Path(path).name}: {truth}" for path, truth in samples)
+    st.info(f"Attributing {len(samples)} sample image(s) from the store's held-out test sets (picked on the Models page); "
+            f"true sources: {truths}. Upload your own above.")
     st.button("Clear the samples", key="attr_clear_samples", on_click=lambda: st.session_state.pop(SAMPLES_KEY, None))
 if not names:
     st.info("No models in the store yet (see the Models page).")
 elif uploads or samples:
-    batch = read_uploads(uploads or [ServerFile(path) for path in samples])
+    batch = read_uploads(uploads or [ServerFile(path) for path, _ in samples])
     for line in batch.problems:
         st.error(line)
     with guarded("attribution"):

@@ -238,10 +238,10 @@ def landing() -> None:
             for i, (col, sample) in enumerate(zip(cols, samples)):
                 col.image(sample.path, caption=sample.truth, width="stretch")
                 if col.button("Attribute this", key=f"sample_{i}"):
-                    st.session_state[SAMPLES_KEY] = [sample.path]
+                    st.session_state[SAMPLES_KEY] = [(sample.path, sample.truth)]
                     st.switch_page("views/attribute.py")
             if st.button("Attribute all samples", key="sample_all"):
-                st.session_state[SAMPLES_KEY] = [s.path for s in samples]
+                st.session_state[SAMPLES_KEY] = [(s.path, s.truth) for s in samples]
                 st.switch_page("views/attribute.py")
     c1, c2, c3 = st.columns(3)
     c1.page_link("views/attribute.py", label="Attribute your own images", icon=":material/image_search:")
