@@ -35,14 +35,16 @@ def _sidebar() -> None:
 def main() -> None:
     st.set_page_config(page_title="DIF Lineage", page_icon=":material/fingerprint:", layout="wide")
     pages = {
-        "models": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="models", default=True),
+        # the default page answers at "/" only; a hidden twin makes "/models" an address too
+        "home": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="home", default=True),
+        "models": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="models", visibility="hidden"),
         "cross": st.Page(VIEWS_DIR / "cross.py", title="Cross-detection", icon=":material/grid_on:", url_path="cross"),
         "lineage": st.Page(VIEWS_DIR / "lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
         "attribute": st.Page(VIEWS_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"),
     }
     current = st.navigation(list(pages.values()))
-    _sidebar()
     ensure_demo()
+    _sidebar()  # after the demo build, so the model count it shows includes the zoo
     report = st.query_params.get("report")
     if report and current.url_path != "lineage":  # a shared link opened on the root URL
         st.switch_page(pages["lineage"], query_params={"report": report})

@@ -29,6 +29,23 @@ def load_models(names: Sequence[str]) -> list[Fingerprint]:
     return [store.load(n) for n in names]
 
 
+def with_test_sets(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(models with recorded held-out test images, models without): only the first can be cross-detected."""
+    store = get_store()
+    ok, missing = [], []
+    for name in names:
+        files = store.load(name).test_files or {}
+        (ok if files.get("real") and files.get("fake") else missing).append(name)
+    return ok, missing
+
+
+def left_out_note(missing: Sequence[str]) -> str:
+    """The one line a page shows for models it had to leave out of the matrix."""
+    return (f"Left out: {', '.join(missing)}: no held-out test images recorded (trained from fewer than 8 uploads of each kind, "
+            "or by an older version). Retrain on the Models page (Add a model) with more images to include "
+            f"{'it' if len(missing) == 1 else 'them'}.")
+
+
 def cross_for(names: Sequence[str]):
     """CrossResult for ``names`` (in that order), computed once per process per set of trained models."""
     if len(names) < 1:

@@ -54,8 +54,8 @@ def heatmap(names: Sequence[str], accuracy: np.ndarray, title: str = "") -> go.F
             zmin=0,
             zmax=100,
             colorscale="Viridis",
-            colorbar={"title": {"text": "acc %"}},
-            hovertemplate="detector %{y} on %{x}: %{z:.1f}%<br>detector %{x} on %{y}: %{customdata[0]:.1f}%<extra></extra>",
+            colorbar={"title": {"text": "balanced acc. %<br>(50 = chance)"}},
+            hovertemplate="detector %{y} on %{x}: %{z:.1f}% balanced accuracy<br>detector %{x} on %{y}: %{customdata[0]:.1f}%<extra></extra>",
         )
     )
     fig.update_layout(
@@ -79,3 +79,20 @@ def ranking_bars(models: Sequence[str], scores: Sequence[float], highlight: str 
         height=max(200, 28 * len(models) + 80),
     )
     return fig
+
+
+def with_boxes(pixels: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], max_side: int = 768) -> np.ndarray:
+    """The image (shrunk to ``max_side`` for display) with each analysed (top, left, h, w) box outlined."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(np.ascontiguousarray(pixels[:, :, :3]))
+    scale = min(1.0, max_side / max(img.size))
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    draw = ImageDraw.Draw(img)
+    line = max(2, round(max(img.size) / 150))
+    for top, left, h, w in boxes:
+        x0, y0 = round(left * scale), round(top * scale)
+        x1, y1 = round((left + w) * scale) - 1, round((top + h) * scale) - 1
+        draw.rectangle([x0, y0, x1, y1], outline=(255, 40, 40), width=line)
+    return np.asarray(img)

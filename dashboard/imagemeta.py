@@ -40,3 +40,16 @@ def image_metadata(data: bytes) -> dict[str, Any]:
     software = next((exif[k] for k in SOFTWARE_KEYS if k in exif), None) or next((info[k] for k in SOFTWARE_KEYS if k in info), None)
     out["software"] = software
     return out
+
+
+def metadata_rows(data: bytes) -> list[dict[str, str]]:
+    """EXIF, XMP and text chunks as (section, field, value) rows: a readable table, not JSON."""
+    from engine.metadata import read_metadata
+
+    meta = read_metadata(data)
+    rows = [{"section": "file", "field": "container", "value": meta.container}]
+    rows.append({"section": "C2PA", "field": "manifest", "value": "present" if meta.c2pa is not None else "none"})
+    for section, fields in (("EXIF", meta.exif), ("XMP", meta.xmp_fields), ("text", meta.text)):
+        rows += [{"section": section, "field": str(k), "value": _printable(v)} for k, v in sorted(fields.items())]
+    rows += [{"section": "problem", "field": "", "value": p} for p in meta.problems]
+    return rows

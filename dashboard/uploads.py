@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Protocol
 
 from engine.errors import ImageLoadError
 from engine.images import IMAGE_EXTENSIONS, LoadedImage, load_image
 
+SAMPLES_KEY = "attr_samples"  # session key: (server path, true source) of the samples the Models page sends to Attribute
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024
 
@@ -24,6 +26,20 @@ class Upload(Protocol):
     name: str
 
     def getvalue(self) -> bytes: ...
+
+
+class ServerFile:
+    """A file the server chose itself (a demo sample), in the shape of an upload."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = self.path.name
+
+    def getvalue(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise ImageLoadError(self.name, f"cannot read sample ({exc.strerror or type(exc).__name__})") from None
 
 
 @dataclass
@@ -82,7 +98,11 @@ def read_uploads(files: Iterable[Upload] | None) -> UploadResult:
     out = UploadResult()
     for upload in files or []:
         name = label(upload.name)
-        data = upload.getvalue()
+        try:
+            data = upload.getvalue()
+        except ImageLoadError as exc:
+            out.problems.append(str(exc))
+            continue
         if name.lower().endswith(".zip"):
             _add_zip(data, name, out)
         else:

@@ -9,8 +9,8 @@ a chance-level detector claimed half of the real photos). A related model (a fin
 claims the image too: that is lineage, not an error, and the ranking shows it.
 
 Warnings name the conditions where the fingerprint is known to weaken (METHOD_NOTES: a 1-pixel shift
-or JPEG quality 75 sent accuracy to chance): an image smaller than the crop (padded), an upscaled or
-heavily smoothed image (little high-frequency energy left), and heavy JPEG compression (quality
+or JPEG quality 75 sent accuracy to chance): an image smaller than the crop (padded), an upscaled
+image (its spectrum falls off a cliff, or has no detail left at all), and heavy JPEG compression (quality
 estimated from the file's quantisation tables).
 """
 from __future__ import annotations
@@ -31,7 +31,12 @@ from engine.tiles import DEFAULT_MAX_TILES
 
 UNKNOWN = "unknown"
 JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known to weaken
-UPSCALE_RATIO_WARN = 0.02  # high- / mid-frequency energy; native photos measured 0.06-0.33, 2x bicubic 0.005-0.02
+# log10 power-density ratios (resampling_evidence), measured on 7 scikit-image photos: natives, JPEG q90 and
+# Gaussian-blurred (sigma 0.6, smooth like a native SD crop) against bicubic 2x, 4x and 256 -> 3000 px JPEGs
+UPSCALE_CLIFF_WARN = -2.25  # natives -0.73..-1.81, blurred down to -2.16; 2x bicubic -2.33..-2.59, 4x -2.1..-3.2
+ENLARGED_DETAIL_WARN = -2.6  # natives -1.31..-2.36, blurred down to -2.50; 256 -> 3000 px JPEG -2.70..-4.82
+ENLARGED_FLOOR_CLIFF = -1.0  # ...and above 0.1 cycles/px only a flat noise floor (cliff -0.64..-0.93); a flat native region
+#                              (astronaut's dark corner: detail -3.0) keeps a falling spectrum (cliff -1.47)
 UPSCALE_MIN_SIDE = 128  # smaller images give too noisy a spectrum to judge
 MIN_DETECTOR_ACCURACY = 0.6  # a detector at chance on its own held-out set would claim half of everything
 
@@ -74,9 +79,20 @@ def jpeg_quality(data: bytes) -> float | None:
     return float(min(100.0, max(1.0, quality)))
 
 
-def high_frequency_ratio(pixels: np.ndarray) -> float:
-    """Energy above 0.3 cycles/pixel over energy in 0.05-0.25 (gray, Hann-windowed): near zero for
-    images interpolated up from a smaller size."""
+def _band(spec: np.ndarray, r: np.ndarray, lo: float, hi: float) -> float:
+    """Mean power in the square annulus lo < max(|fy|, |fx|) < hi (cycles/pixel)."""
+    sel = (r > lo) & (r < hi)
+    return float(spec[sel].mean()) if sel.any() else 0.0
+
+
+def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
+    """(cliff, detail): log10 power-density ratios of the gray, Hann-windowed spectrum.
+
+    cliff = above 0.3 cycles/px over 0.1-0.2: an image interpolated up 2x or more has nothing of
+    its own above the source's Nyquist, so the spectrum falls off a cliff there. detail = 0.1-0.2
+    over 0.01-0.04: an image enlarged many times (256 -> 3000 px) has no detail left even in the
+    middle band, while its top band holds only JPEG and rounding noise (which fools ``cliff``).
+    """
     h, w = pixels.shape[:2]
     side = 1024  # a centre window bounds the FFT's cost on large photos
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
@@ -85,8 +101,9 @@ def high_frequency_ratio(pixels: np.ndarray) -> float:
     h, w = gray.shape
     spec = np.abs(np.fft.fft2(gray * np.outer(np.hanning(h), np.hanning(w)))) ** 2
     r = np.maximum(np.abs(np.fft.fftfreq(h))[:, None], np.abs(np.fft.fftfreq(w))[None, :])
-    mid = spec[(r > 0.05) & (r < 0.25)].sum()
-    return float(spec[r > 0.3].sum() / mid) if mid > 0 else 0.0
+    tiny = 1e-30
+    high, mid, low = _band(spec, r, 0.3, 0.51), _band(spec, r, 0.1, 0.2), _band(spec, r, 0.01, 0.04)
+    return float(np.log10((high + tiny) / (mid + tiny))), float(np.log10((mid + tiny) / (low + tiny)))
 
 
 def _source_bytes(image: LoadedImage) -> bytes | None:
@@ -109,9 +126,11 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
     if h < crop or w < crop:
         out.append(f"image is {w}x{h}, smaller than the {crop}x{crop} crop: padded, the fingerprint may not match")
     if min(h, w) >= UPSCALE_MIN_SIDE:
-        ratio = high_frequency_ratio(image.pixels)
-        if ratio < UPSCALE_RATIO_WARN:
-            out.append(f"looks upscaled or heavily smoothed (high-frequency energy ratio {ratio:.4f} < {UPSCALE_RATIO_WARN}): resampling erases the fingerprint")
+        cliff, detail = resampling_evidence(image.pixels)
+        if cliff < UPSCALE_CLIFF_WARN:
+            out.append(f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): resampling erases the fingerprint")
+        elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
+            out.append(f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < {ENLARGED_DETAIL_WARN}): resampling erases the fingerprint")
     if image.format == "JPEG":
         data = data if data is not None else _source_bytes(image)
         quality = jpeg_quality(data) if data is not None else None

@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -144,6 +145,8 @@ def cmd_attribute(args) -> int:
     results = attribute(images, fps, store) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
     prov = beside_attribution([r.source for r in results], [r.verdict for r in results], {fp.name: fp.metadata for fp in fps})
+    if args.report:
+        write_case_report(args.report, results, prov, fps)
     if args.json:
         rows = [{**r.to_dict(), "provenance": p["provenance"].to_dict(), "disagreements": p["disagreements"]} for r, p in zip(results, prov)]
         _json({"models": [fp.name for fp in fps], "results": rows, "errors": errors})
@@ -161,6 +164,19 @@ def cmd_attribute(args) -> int:
         for e in errors:
             print(f"error {e['file']}: {e['error']}", file=sys.stderr)
     return 0 if results or not errors else 1
+
+
+def write_case_report(path: str, results: list, prov: list[dict], fps: list) -> None:
+    """``--report FILE``: the batch as one self-contained HTML page (the dashboard's case report)."""
+    from engine.case_report import case_report_html, summarise
+
+    verdicts = [summarise(r, p["disagreements"]) for r, p in zip(results, prov)]
+    page = case_report_html(verdicts, results, fps, [[s.to_dict() for s in p["provenance"].signals] for p in prov])
+    try:
+        Path(path).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the case report ({exc.strerror or type(exc).__name__})") from None
+    print(f"wrote case report: {path}", file=sys.stderr)
 
 
 def cmd_demo_build(args) -> int:
@@ -235,6 +251,7 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--models", nargs="+", help="only these models (default: all stored)")
     p.add_argument("--top", type=int, default=5, help="ranking rows to print per image")
+    p.add_argument("--report", metavar="FILE", help="also write a self-contained HTML case report (hashes, verdicts, models, provenance)")
     p.add_argument("--json", action="store_true")
     add_common(p)
     p.set_defaults(func=cmd_attribute)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.attribution import UNKNOWN, attribute, high_frequency_ratio, image_warnings, jpeg_quality
+from engine.attribution import UNKNOWN, UPSCALE_CLIFF_WARN, attribute, image_warnings, jpeg_quality, resampling_evidence
 from engine.errors import ConfigError
 from engine.images import load_image
 from zoo_fixtures import tiny_zoo
@@ -91,10 +91,28 @@ def test_small_and_upscaled_images_warn(zoo):
     (r,) = attribute([small], fps, store)
     assert any("smaller than the 32x32 crop" in w for w in r.warnings)
     photo = data.astronaut()
-    up = np.asarray(Image.fromarray(photo[:200, :200]).resize((400, 400), Image.BICUBIC))
-    assert high_frequency_ratio(up) < 0.02 < high_frequency_ratio(photo)
+    up = np.asarray(Image.fromarray(np.ascontiguousarray(photo[156:356, 156:356])).resize((400, 400), Image.BICUBIC))
+    assert resampling_evidence(up)[0] < UPSCALE_CLIFF_WARN < resampling_evidence(photo)[0]
     assert any("upscaled" in w for w in image_warnings(load_image(_png(up), crop=None), 32))
     assert not any("upscaled" in w for w in image_warnings(load_image(_png(photo), crop=None), 32))
+    corner = np.ascontiguousarray(photo[:200, :200])  # mostly flat, but native: its spectrum still falls
+    assert not any("upscaled" in w for w in image_warnings(load_image(_png(corner), crop=None), 32))
+
+
+def test_upscale_warning_spares_smooth_natives_and_catches_huge_enlargements():
+    """Issue 13 point 5: a smooth native image (like an SD crop: blur sigma 0.6, once warned at ratio
+    0.0163 < 0.02) is not warned; a 256 px crop enlarged to a 3000 px JPEG (once silent) is."""
+    from PIL import ImageFilter
+    from skimage import data
+
+    smooth = np.asarray(Image.fromarray(data.coffee()).filter(ImageFilter.GaussianBlur(0.6)))
+    assert not any("upscaled" in w for w in image_warnings(load_image(_png(smooth), crop=None), 256))
+    crop = np.ascontiguousarray(data.astronaut()[128:384, 128:384])
+    big = Image.fromarray(crop).resize((3000, 3000), Image.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=90)
+    warnings = image_warnings(load_image(buf.getvalue(), crop=None), 256, buf.getvalue())
+    assert any("upscaled from a much smaller image" in w for w in warnings), warnings
 
 
 def _png(arr: np.ndarray) -> bytes:

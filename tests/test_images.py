@@ -166,3 +166,22 @@ def test_center_crop_keeps_the_eight_pixel_phase_of_even_margins():
     arr = np.arange(512 * 512 * 3, dtype=np.int64).reshape(512, 512, 3)
     crop = center_crop(arr, 256)
     assert crop[0, 0, 0] == arr[128, 128, 0]
+
+
+def test_analysed_boxes_match_the_centre_crop():
+    """The box the dashboard draws is exactly the region center_crop analyses."""
+    from engine.images import analysed_boxes, center_crop
+
+    pixels = np.arange(300 * 500 * 3, dtype=np.int64).reshape(300, 500, 3)
+    (top, left, h, w), = analysed_boxes(300, 500, 256)
+    assert np.array_equal(pixels[top : top + h, left : left + w], center_crop(pixels, 256))
+    assert analysed_boxes(100, 400, 256) == [(0, 72, 100, 256)]  # smaller side: the whole side (padded)
+
+
+def test_empty_bytes_are_named_by_the_given_name():
+    """Issue 13: a zero-byte upload was reported as '<bytes>: empty file'."""
+    from engine.errors import ImageLoadError
+    from engine.images import load_image
+
+    with pytest.raises(ImageLoadError, match=r"^holiday\.png: empty file"):
+        load_image(b"", crop=None, name="holiday.png")

@@ -147,8 +147,22 @@ def test_html_png_and_figure(tmp_path):
     assert len(page) > 1_000_000  # plotly.js is embedded: the page works offline
     png = to_png(g, tmp_path / "l.png")
     with Image.open(png) as im:
-        assert im.format == "PNG" and im.size == (1000, 600)
-        assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # something was drawn
+        assert im.format == "PNG" and im.size == (1200, 720)
+        rgb = np.asarray(im.convert("RGB"))
+        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 10  # something was drawn
+    # issue 13: a legend below the graph, one colour swatch per family (the old PNG had none)
+    from engine.lineage import _palette, families
+
+    legend = rgb[-130:].reshape(-1, 3)
+    for f in range(len(families(g))):
+        colour = np.array([int(_palette(f)[i : i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(legend.astype(int) - colour).sum(axis=1) == 0).sum() > 50, f
+    from PIL import ImageFont
+
+    from engine.lineage import PNG_FONT_SIZE
+
+    font = ImageFont.load_default(size=PNG_FONT_SIZE)
+    assert font.getlength("arrows come") - font.getlength("arrowscome") >= 3  # a visible space: words do not run together
     fig = lineage_figure(g)
     texts = [t for tr in fig.data if tr.mode == "markers+text" for t in tr.text]
     assert sorted(texts) == sorted(NAMES)

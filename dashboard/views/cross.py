@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.crossdata import cross_for, family_groups, family_order
+from dashboard.crossdata import cross_for, family_groups, family_order, left_out_note, with_test_sets
 from dashboard.figures import heatmap
 from dashboard.state import get_store
 from dashboard.ui import guarded
@@ -24,7 +24,7 @@ def pick_models(names: list[str]) -> list[str]:
     with st.expander("Select a whole family"):
         with guarded("families"):
             if st.toggle("Find families (computes the matrix of all models)", key="cross_find_families"):
-                groups = [g for g in family_groups(cross_for(names)) if len(g) > 1]
+                groups = [g for g in family_groups(cross_for(with_test_sets(names)[0])) if len(g) > 1]
                 if not groups:
                     st.caption("No families with more than one model under the default thresholds.")
                 for i, group in enumerate(groups):
@@ -33,12 +33,19 @@ def pick_models(names: list[str]) -> list[str]:
 
 
 def show_matrix(chosen: list[str]) -> None:
+    chosen, missing = with_test_sets(chosen)
+    if missing:
+        st.warning(left_out_note(missing))
+    if not chosen:
+        return
     result = cross_for(chosen)
     order = family_order(result)
     idx = [result.names.index(n) for n in order]
     acc = np.asarray(result.accuracy, dtype=float)[np.ix_(idx, idx)]
     st.plotly_chart(heatmap(order, acc), width="stretch", key="cross_heatmap")
-    st.caption("Row = detector (fingerprint of), column = generated test images of. Hover a cell for both directions.")
+    st.caption("Each cell is a balanced accuracy in %: 50 = chance (the detector cannot tell those images from real photos), "
+               "100 = perfect. Row = detector (fingerprint of), column = held-out generated images of. A high cell off the "
+               "diagonal means the two models share traces (a family). Hover a cell for both directions.")
     frame = pd.DataFrame(acc * 100, index=pd.Index(order, name="detector"), columns=order).round(2)
     st.download_button("Download CSV (accuracy %)", data=frame.to_csv().encode(), file_name="cross_detection.csv", mime="text/csv", key="cross_csv")
 

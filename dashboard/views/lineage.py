@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.crossdata import cross_for, default_params, lineage_graph, require
+from dashboard.crossdata import cross_for, default_params, left_out_note, lineage_graph, require, with_test_sets
+from dashboard.optional import engine_module
 from dashboard.reports import load_view, save_view
 from dashboard.state import get_store
 from dashboard.ui import guarded
@@ -47,17 +48,34 @@ def metadata_editor(initial: dict[str, dict], key: str) -> dict[str, dict]:
     return out
 
 
-def threshold_inputs(initial: dict[str, Any]) -> dict[str, Any]:
+SLIDER_HELP = {
+    "family_threshold": "Models join one family while their mean mutual cross-detection accuracy (affinity) is at least this. "
+                        "0.5 = chance: lower it to merge more models into families, raise it to split them.",
+    "edge_threshold": "Within a family the page draws a tree of the strongest links; a link weaker than this is dropped. "
+                      "Lowering it below the family's weakest tree link changes nothing: the tree already holds every member.",
+}
+AFFINITY_HELP = "How the two directions C[i][j] and C[j][i] combine: min (both must detect each other) or their geometric mean."
+
+
+def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, Any]:
     params = dict(initial)
     c1, c2, c3 = st.columns(3)
     for col, field in ((c1, "family_threshold"), (c2, "edge_threshold")):
         if field in params:
-            params[field] = col.slider(field.replace("_", " "), 0.0, 1.0, float(params[field]), 0.01, key=f"lin_{field}")
+            params[field] = col.slider(field.replace("_", " "), 0.0, 1.0, float(params[field]), 0.01, key=f"{prefix}_{field}", help=SLIDER_HELP[field])
     if "affinity" in params:
         options = list(require("lineage", "lineage inference").AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
-        params["affinity"] = c3.selectbox("affinity", options, index=options.index(current), key="lin_affinity")
+        params["affinity"] = c3.selectbox("affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP)
     return params
+
+
+def edge_threshold_note(graph, params: dict[str, Any]) -> None:
+    """Say when the edge slider is below every drawn link, where moving it further changes nothing."""
+    weakest = min((float(d.get("affinity", 1.0)) for _, _, d in graph.edges(data=True)), default=None)
+    if weakest is not None and params.get("edge_threshold", 0.0) < weakest:
+        st.caption(f"Edge threshold {params['edge_threshold']:.2f} is below the weakest drawn link ({weakest:.2f}): lowering it further "
+                   f"changes nothing; raise it above {weakest:.2f} to drop weak links.")
 
 
 def edge_table(graph) -> None:
@@ -93,14 +111,83 @@ def share(models: list[str], params: dict, metadata: dict, cross_dict: dict) -> 
         st.session_state["lin_shared"] = report_id
     shared = st.session_state.get("lin_shared")
     if shared:
-        st.success(f"Saved as report `{shared}`. Send teammates this page's address: it ends with `?report={shared}`.")
-        st.code(f"/lineage?report={shared}", language=None)
+        st.success(f"Saved as report `{shared}`. Send teammates this address:")
+        st.code(share_url(shared), language=None)
 
 
-def draw(graph) -> None:
+def share_url(report_id: str) -> str:
+    """The full address of the shared view, from the address this browser used to reach the server."""
+    here = str(st.context.url or "").split("?", 1)[0].rstrip("/")
+    base = here.rsplit("/", 1)[0] if here.endswith("/lineage") else here
+    return f"{base}/lineage?report={report_id}" if base.startswith("http") else f"/lineage?report={report_id}"
+
+
+def draw(graph, title: str = "Model lineage", key: str = "lin_graph") -> None:
     lineage = require("lineage", "lineage inference")
-    st.plotly_chart(lineage.lineage_figure(graph), width="stretch", key="lin_graph")
-    st.caption("Colours = families, edge width = affinity; labels give both cross-detection accuracies.")
+    st.plotly_chart(lineage.lineage_figure(graph, title), width="stretch", key=key)
+    st.caption("Colours = families, edge width = affinity; labels give both cross-detection accuracies (0.5 = chance).")
+
+
+def ground_truth(names: list[str]) -> dict:
+    """Known families and parents (the demo zoo writes them into its models' metadata); {} when unknown."""
+    lineage = require("lineage", "lineage inference")
+    store = get_store()
+    truth = lineage.truth_from_metadata({n: store.load(n).metadata or {} for n in names})
+    return truth if len(truth.get("models", {})) == len(names) else {}
+
+
+def page_defaults(names: list[str], truth: dict) -> dict[str, Any]:
+    """The engine's thresholds, or for the demo zoo the family threshold measured to recover its truth."""
+    params = default_params()
+    zoo = engine_module("zoo")
+    if truth and zoo is not None and set(names) <= {m.name for m in zoo.MODELS}:
+        params["family_threshold"] = zoo.DEMO_FAMILY_THRESHOLD
+    return params
+
+
+def truth_graph(truth: dict, result):
+    """The true lineage drawn like the inferred one: true families, parent -> child edges with their accuracies."""
+    import networkx as nx
+
+    models = truth["models"]
+    fams = sorted({str(m["family"]) for m in models.values()})
+    graph = nx.DiGraph()
+    for name in result.names:
+        graph.add_node(name, family=fams.index(str(models[name]["family"])))
+    acc = result.accuracy
+    for child in result.names:
+        parent = models[child].get("parent")
+        if parent in result.names:
+            i, j = result.names.index(parent), result.names.index(child)
+            c_ij, c_ji = float(acc[i][j] if acc[i][j] is not None else 0.5), float(acc[j][i] if acc[j][i] is not None else 0.5)
+            graph.add_edge(parent, child, c_ij=c_ij, c_ji=c_ji, affinity=min(c_ij, c_ji), confidence=max(0.0, 2 * (min(c_ij, c_ji) - 0.5)),
+                           directed=True, orientation="ground truth")
+    return graph
+
+
+def beside_truth(graph, truth: dict, result) -> None:
+    """Inferred and true lineage side by side, with how well the one recovers the other."""
+    lineage = require("lineage", "lineage inference")
+    score = lineage.score_lineage(graph, truth)
+    engine_score = lineage.score_lineage(lineage_graph(result, None, default_params()), truth)
+    recall = score["parent_child_recall"]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Families recovered (ARI)", f"{score['ari']:.2f}", help="Adjusted Rand index of the inferred families against the truth: 1 = identical, 0 = chance.")
+    c2.metric("Parent-child recall", "n/a" if recall is None else f"{recall:.2f}",
+              help="Share of true parent-child pairs joined by an edge (a directed edge must point from parent to child).")
+    c3.metric("True parent-child pairs found", f"{len(score['parent_child_found'])}/{len(score['parent_child_pairs'])}")
+    if score["ari"] < 1.0 or (recall is not None and recall < 1.0):
+        missed = [f"{p} → {c}" for p, c in score["parent_child_pairs"] if [p, c] not in score["parent_child_found"]]
+        st.warning("These thresholds do not recover the truth exactly" + (f": families differ (ARI {score['ari']:.2f})" if score["ari"] < 1.0 else "")
+                   + (f"; missed parent-child pairs: {', '.join(missed)}" if missed else "") + ". Cross-detection sees shared traces, "
+                   "not the training history: a later checkpoint or a fine-tune of a fine-tune can sit closer to a sibling than to its parent.")
+    st.caption(f"The engine's general defaults (family {default_params()['family_threshold']:.2f}, edge {default_params()['edge_threshold']:.2f}) "
+               f"give ARI {engine_score['ari']:.2f} here; the page opens the demo zoo at the family threshold measured to recover its families.")
+    left, right = st.columns(2)
+    with left:
+        draw(graph, "Inferred from cross-detection")
+    with right:
+        draw(truth_graph(truth, result), "Ground truth (how the zoo was built)", key="lin_truth")
 
 
 def live_view() -> None:
@@ -112,8 +199,14 @@ def live_view() -> None:
     if not chosen:
         st.error("No models selected: pick at least one model.")
         return
+    chosen, missing = with_test_sets(chosen)
+    if missing:
+        st.warning(left_out_note(missing))
+    if not chosen:
+        return
     result = cross_for(chosen)
-    params = threshold_inputs(default_params())
+    truth = ground_truth(chosen)
+    params = threshold_inputs(page_defaults(chosen, truth))
     with st.expander("Metadata (orients edges)", expanded=False):
         metadata = metadata_editor(stored_metadata(chosen), key=f"lin_meta_{abs(hash(tuple(chosen)))}")  # new table per model set
         if st.button("Save metadata to the store", key="lin_meta_save"):
@@ -127,7 +220,11 @@ def live_view() -> None:
                 store.update_metadata(name, base)
             st.success("Metadata saved.")
     graph = lineage_graph(result, metadata, params)
-    draw(graph)
+    edge_threshold_note(graph, params)
+    if truth:
+        beside_truth(graph, truth, result)
+    else:
+        draw(graph)
     edge_table(graph)
     exports(graph)
     share(list(result.names), params, metadata, result.to_dict())
@@ -137,11 +234,8 @@ def report_view(report_id: str) -> None:
     payload = load_view(get_store(), report_id)
     cross = require("cross", "cross-detection")
     st.info(f"Shared report `{report_id}` saved {payload.get('created', '')}: {len(payload['models'])} models.")
-    if st.button("Back to the live view", key="lin_leave_report"):
-        del st.query_params["report"]
-        st.rerun()
     result = cross.CrossResult.from_dict(payload["cross"])
-    params = threshold_inputs({**default_params(), **payload.get("params", {})})
+    params = threshold_inputs({**default_params(), **payload.get("params", {})}, prefix=f"rep_{report_id}")
     with st.expander("Metadata (orients edges)", expanded=False):
         metadata = metadata_editor({n: payload.get("metadata", {}).get(n, {}) for n in result.names}, key=f"rep_meta_{report_id}")
     graph = lineage_graph(result, metadata, params)
@@ -150,8 +244,15 @@ def report_view(report_id: str) -> None:
     exports(graph)
 
 
+def leave_report() -> None:
+    del st.query_params["report"]
+    st.session_state.pop("lin_shared", None)
+
+
 st.title("Lineage")
 report = st.query_params.get("report")
+if report:  # outside the guard: a bad or deleted report id still leaves a way back
+    st.button("Back to the live view", key="lin_leave_report", on_click=leave_report)
 with guarded("lineage"):
     if report:
         report_view(report)

@@ -7,12 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.figures import enlarge, spectrum8, to_rgb8
+from dashboard.samples import sample_images
 from dashboard.state import get_store, server_paths_allowed
-from dashboard.training import TrainRequest, run_training
-from dashboard.ui import guarded
-from dashboard.uploads import read_uploads
+from dashboard.training import TrainRequest, estimate_seconds, run_training, time_two_steps
+from dashboard.ui import error_line, guarded, log
+from dashboard.uploads import SAMPLES_KEY, read_uploads
 from engine.config import METHODS, TrainConfig
-from engine.errors import ConfigError
+from engine.errors import ConfigError, DifError
 from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
 from engine.names import validate_name
 
@@ -35,6 +36,7 @@ def model_table() -> None:
                 "train generated": fp.n_fake,
                 "train real": fp.n_real,
                 "held-out accuracy": None if acc is None else round(100 * float(acc), 1),
+                "checked": "held-out" if acc is not None else "NOT CHECKED",
                 "extractor": fp.extractor,
                 "crop": fp.crop,
                 "created": fp.created,
@@ -45,6 +47,10 @@ def model_table() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_table")
     else:
         st.info("The store has no models yet: add one below, or run `dif serve` without --no-demo to get the demo zoo.")
+    unchecked = [r["name"] for r in rows if r["held-out accuracy"] is None]
+    if unchecked:
+        st.warning(f"Not checked on held-out images: {', '.join(unchecked)}. Nobody knows how often these models are right; "
+                   "their verdicts may claim real photos. Retrain them below with enough images (the page holds a quarter out).")
     for line in broken:
         st.warning(f"unreadable entry {line}")
 
@@ -73,6 +79,8 @@ def add_model() -> None:
         if mode == sources[0]:
             fake_files = st.file_uploader("Generated images (the model's outputs)", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_fake")
             real_files = st.file_uploader("Real photos", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_real")
+            st.caption("A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to measure "
+                       "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT CHECKED.")
         else:
             fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
             real_dir = st.text_input("Folder of real photos", key="tr_real_dir")
@@ -81,30 +89,68 @@ def add_model() -> None:
         with guarded("training settings"):
             config = _config_inputs()
         overwrite = st.checkbox("Replace a model of the same name", key="tr_overwrite")
-        go = st.button("Train", type="primary", key="tr_go")
+        if config is not None:
+            time_hint(config)
+        running = st.session_state.pop("tr_running", False)  # set by the click; gone on the next rerun, however this one ends
+        st.button("Train", type="primary", key="tr_go", disabled=running, on_click=lambda: st.session_state.update(tr_running=True),
+                  help="disabled while a training run is going")
+        go = running
     if st.session_state.pop("tr_cancelled_flag", False):
         st.warning("Training cancelled; nothing was stored.")
+    for line in st.session_state.pop("tr_notes", []):
+        st.warning(line)
+    if "tr_error" in st.session_state:
+        st.error(st.session_state.pop("tr_error"))
     if "tr_done" in st.session_state:
         st.success(st.session_state.pop("tr_done"))
     if not go:
         return
-    with guarded("training"):
-        validate_name(name, "model name")
-        if config is None:
-            raise ConfigError("fix the training settings first")
-        if get_store().exists(name) and not overwrite:
-            raise ConfigError(f"a model named {name!r} already exists (tick 'Replace' or choose another name)")
-        if mode == sources[0]:
-            fake, real = read_uploads(fake_files), read_uploads(real_files)
-            for line in fake.problems + real.problems:
-                st.warning(f"skipped {line}")
-            request = TrainRequest(name=name, config=config, fake_images=fake.images, real_images=real.images)
-        else:
-            request = TrainRequest(name=name, config=config, fake_dir=fake_dir.strip(), real_dir=real_dir.strip())
+    try:
         st.button("Cancel training", key="tr_cancel", on_click=lambda: st.session_state.update(tr_cancelled_flag=True))
-        fp = run_training(request, get_store())
-        st.session_state["tr_done"] = f"Stored {fp.name}: mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}"
-        st.rerun()  # redraw the table with the new model
+        st.session_state["tr_done"] = train_now(name, mode == sources[0], config, overwrite, fake_files, real_files, fake_dir, real_dir)
+    except Exception as exc:  # UI boundary: one line, shown after the rerun below
+        log.warning("training failed: %s", exc, exc_info=not isinstance(exc, DifError))
+        st.session_state["tr_error"] = f"training: {error_line(exc)}"
+    st.rerun()  # re-enables Train (it is disabled while a run is going) and redraws the table
+
+
+def train_now(name: str, from_uploads: bool, config: TrainConfig | None, overwrite: bool, fake_files, real_files, fake_dir: str, real_dir: str) -> str:
+    """Validate, train and store; returns the success line (held-out accuracy first)."""
+    validate_name(name, "model name")
+    if config is None:
+        raise ConfigError("fix the training settings first")
+    if get_store().exists(name) and not overwrite:
+        raise ConfigError(f"a model named {name!r} already exists (tick 'Replace' or choose another name)")
+    if from_uploads:
+        fake, real = read_uploads(fake_files), read_uploads(real_files)
+        st.session_state["tr_notes"] = [f"skipped {line}" for line in fake.problems + real.problems]
+        request = TrainRequest(name=name, config=config, fake_images=fake.images, real_images=real.images)
+    else:
+        request = TrainRequest(name=name, config=config, fake_dir=fake_dir.strip(), real_dir=real_dir.strip())
+    fp = run_training(request, get_store())
+    acc = (fp.test_metrics or {}).get("accuracy")
+    checked = (f"held-out accuracy {100 * acc:.1f}% on {len(fp.test_files.get('real', []))} real + {len(fp.test_files.get('fake', []))} generated images kept out of training"
+               if acc is not None else "NOT CHECKED: too few uploads to hold any out (upload at least 8 of each)")
+    return f"Stored {fp.name}: {checked}; mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}"
+
+
+def time_hint(config: TrainConfig) -> None:
+    """How long the training steps will take, said before Train is pressed."""
+    if config.method != "dif":
+        st.caption("Time: a mean fingerprint trains in seconds (most of it computing residuals).")
+        return
+    estimate = estimate_seconds(get_store(), config)
+    measured = st.session_state.get("tr_step_time", {}).get(repr(config.to_dict() | {"steps": 0}))
+    if measured is not None:
+        st.caption(f"Time: about {measured * config.steps:.0f} s for {config.steps} steps (measured here: {measured:.2f} s a step), plus residuals.")
+    elif estimate is not None:
+        st.caption(f"Time: about {estimate[0]:.0f} s for {config.steps} steps (scaled from {estimate[1]} DIF model(s) trained here), plus residuals.")
+    elif st.button("Estimate the time (runs 2 steps)", key="tr_time"):
+        per_step = time_two_steps(config)
+        st.session_state.setdefault("tr_step_time", {})[repr(config.to_dict() | {"steps": 0})] = per_step
+        st.rerun()
+    else:
+        st.caption("Time: no DIF model trained on this server yet to time it by; press the button to measure two steps.")
 
 
 def training_notes(fp) -> list[str]:
@@ -176,7 +222,36 @@ def import_model() -> None:
                 st.success(f"Imported {fp.name}")
 
 
+def landing() -> None:
+    """What the tool is for, samples to attribute in one click, and where to go next."""
+    st.markdown(
+        "**DIF Lineage** recognises which image generator made an image.  \n"
+        "1. It learns a *fingerprint* of each generator from its images (this page: **Add a model**).  \n"
+        "2. **Attribute** names the known generator of a suspect image, with a confidence, or says *unknown*.  \n"
+        "3. **Cross-detection** and **Lineage** group generators into families: fine-tunes share their parent's fingerprint."
+    )
+    with guarded("samples"):
+        samples = sample_images(get_store())
+        if samples:
+            st.caption("Try it: held-out images (never trained on) from the store; attribute one and check the verdict against its true source.")
+            cols = st.columns(len(samples))
+            for i, (col, sample) in enumerate(zip(cols, samples)):
+                col.image(sample.path, caption=sample.truth, width="stretch")
+                if col.button("Attribute this", key=f"sample_{i}"):
+                    st.session_state[SAMPLES_KEY] = [(sample.path, sample.truth)]
+                    st.switch_page("views/attribute.py")
+            if st.button("Attribute all samples", key="sample_all"):
+                st.session_state[SAMPLES_KEY] = [(s.path, s.truth) for s in samples]
+                st.switch_page("views/attribute.py")
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("views/attribute.py", label="Attribute your own images", icon=":material/image_search:")
+    c2.page_link("views/cross.py", label="See which models detect each other", icon=":material/grid_on:")
+    c3.page_link("views/lineage.py", label="See the family tree", icon=":material/account_tree:")
+
+
 st.title("Models")
+with st.container(border=True):
+    landing()
 with guarded("model table"):
     model_table()
 add_model()
