@@ -176,16 +176,6 @@ def center_crop(pixels: np.ndarray, crop: int, pad: bool = False, name: str = "<
     return np.ascontiguousarray(pixels[top : top + crop, left : left + crop])
 
 
-def analysed_boxes(height: int, width: int, crop: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, height, width) of each region detection analyses in a height x width image.
-
-    Today one box, the centre crop of :func:`center_crop` (the whole image when it is smaller and
-    padded). The dashboard draws every box returned, so multi-tile scoring only has to return more.
-    """
-    h, w = min(crop, height), min(crop, width)
-    return [((height - h) // 2, (width - w) // 2, h, w)]
-
-
 def load_image(
     source: str | os.PathLike | bytes,
     crop: int | None = 256,

@@ -22,10 +22,9 @@ DEFAULT_MAX_TILES = 9
 
 
 def centre_box(height: int, width: int, crop: int) -> Box:
-    """The box ``center_crop`` takes (for an image smaller than the crop: the whole image, padded)."""
-    if height < crop or width < crop:
-        return (0, 0, height, width)
-    return ((height - crop) // 2, (width - crop) // 2, crop, crop)
+    """The box ``center_crop`` takes; along a side shorter than the crop, the whole side (it is padded)."""
+    h, w = min(crop, height), min(crop, width)
+    return ((height - h) // 2, (width - w) // 2, h, w)
 
 
 def _positions(size: int, crop: int, count: int) -> list[int]:

@@ -172,14 +172,16 @@ def test_exif_is_a_table_and_the_analysed_region_is_named(tiny):
     assert list(hit["value"]) == ["MyEditor 3.0"]
     assert not at.json  # no JSON dump any more
     text = " ".join(str(e.proto) for e in at.get("image"))
-    assert "analysed region (64x64 at (68, 43))" in text, text[:500]
+    # 150 x 200 holds 2 x 3 crops of 64: six tiles on the 8-pixel grid, averaged
+    assert "analysed regions (64x64 at (0, 0), 64x64 at (64, 0), 64x64 at (136, 0), 64x64 at (0, 80)," in text, text[:500]
+    assert "their correlations are averaged" in text
 
 
 def test_with_boxes_draws_the_analysed_region():
     from dashboard.figures import with_boxes
-    from engine.images import analysed_boxes
+    from engine.tiles import centre_box
 
-    out = with_boxes(np.zeros((150, 200, 3), np.uint8), analysed_boxes(150, 200, 64))
+    out = with_boxes(np.zeros((150, 200, 3), np.uint8), [centre_box(150, 200, 64)])
     red = (out[:, :, 0] > 200) & (out[:, :, 1] < 80)
     ys, xs = np.nonzero(red)
     assert (ys.min(), xs.min(), ys.max(), xs.max()) == (43, 68, 43 + 63, 68 + 63)

@@ -168,14 +168,15 @@ def test_center_crop_keeps_the_eight_pixel_phase_of_even_margins():
     assert crop[0, 0, 0] == arr[128, 128, 0]
 
 
-def test_analysed_boxes_match_the_centre_crop():
-    """The box the dashboard draws is exactly the region center_crop analyses."""
-    from engine.images import analysed_boxes, center_crop
+def test_the_centre_box_is_the_region_center_crop_analyses():
+    """The box the dashboard draws for a single-crop analysis is exactly the region center_crop takes."""
+    from engine.images import center_crop
+    from engine.tiles import centre_box
 
     pixels = np.arange(300 * 500 * 3, dtype=np.int64).reshape(300, 500, 3)
-    (top, left, h, w), = analysed_boxes(300, 500, 256)
+    top, left, h, w = centre_box(300, 500, 256)
     assert np.array_equal(pixels[top : top + h, left : left + w], center_crop(pixels, 256))
-    assert analysed_boxes(100, 400, 256) == [(0, 72, 100, 256)]  # smaller side: the whole side (padded)
+    assert centre_box(100, 400, 256) == (0, 72, 100, 256)  # smaller side: the whole side (padded)
 
 
 def test_empty_bytes_are_named_by_the_given_name():

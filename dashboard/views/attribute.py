@@ -20,7 +20,7 @@ from dashboard.uploads import SAMPLES_KEY, ServerFile, read_uploads
 from engine.api import residuals_of
 from engine.case_report import Verdict, case_report_html, summarise
 from engine.errors import ConfigError
-from engine.images import analysed_boxes
+from engine.tiles import centre_box
 from engine.provenance import compare, read_provenance
 
 DETAIL_ALL = 3  # up to this many images every detail is shown; beyond, one at a time
@@ -90,10 +90,10 @@ def show_result(image, result, verdict: Verdict, prov, fps_by_name: dict, raw: b
     c1, c2 = st.columns([1, 2])
     crop = max((fp.crop for fp in fps_by_name.values()), default=0)
     h, w = image.pixels.shape[:2]
-    boxes = analysed_boxes(h, w, crop)
+    boxes = [tuple(b) for b in result.tiles] or [centre_box(h, w, crop)]  # the tiles attribution scored
     c1.image(with_boxes(image.pixels, boxes), width="stretch",
              caption=f"{image.original_size[0]}x{image.original_size[1]} {image.format}; red: the analysed region{'s' if len(boxes) > 1 else ''} "
-                     f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); the rest of the image is not used")
+                     f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); {'their correlations are averaged; ' if len(boxes) > 1 else ''}the rest of the image is not used")
     models = [r["model"] for r in result.ranking]
     scores = [float(r.get("score", 0.0)) for r in result.ranking]
     c2.plotly_chart(ranking_bars(models, scores, result.verdict if result.verdict != "unknown" else None), width="stretch", key=f"attr_bars_{index}")
