@@ -29,7 +29,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     loss: str = "hinge"  # paper Eq. 6; "squared" is the earlier variant, kept for comparison
     # the paper's m = 0.01 binds on FFDNet residuals (every fit ends at |mu_fake - mu_real| ~ m);
-    # 0.05 transferred better on the shared sets (README, Results)
+    # 0.05 transferred better on the shared sets (docs/RESULTS.md)
     margin: float = 0.05
     ema: float = 0.99
     z_channels: int = 16
@@ -40,7 +40,7 @@ class TrainConfig:
     correlation: str = "plain"
     # "real-fpr": flag past a cut set on real photos at target_fpr; "closer-mean": the paper's rule
     decision: str = "real-fpr"
-    # 2%: a 146-photo pool's 1% quantile rests on its top one or two photos (README, Results)
+    # 2%: a 146-photo pool's 1% quantile rests on its top one or two photos (docs/RESULTS.md)
     target_fpr: float = 0.02
     pad: bool = False
     # when the generated training images carry a known watermark, embed it into the real ones too
@@ -48,7 +48,7 @@ class TrainConfig:
     watermark_match: bool = True
     # share of the real training images that get the mark. All of them (1.0) teaches the fingerprint
     # our marking as a "real" trait, none (watermark_match=False) the mark as a "generated" one; half
-    # leaves the mark uninformative within the real class (measured: README, Results)
+    # leaves the mark uninformative within the real class (measured: docs/RESULTS.md)
     watermark_share: float = 0.5
     # degraded copies of both classes fitted beside the originals (engine/augment.py): "none", "jpeg", "world", ...
     augment: str = "none"

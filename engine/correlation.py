@@ -10,7 +10,7 @@ residual over its 8 x 8 blocks (``periodic_part``):
 ``periodic`` (luma, aligned): the correlation of the residual's and the fingerprint's periodic parts
 on luma. Averaging 900 blocks of a 240-pixel residual cuts the scene's noise by 30x, and JPEG keeps
 luma at full resolution while it rebuilds chroma by up-sampling (which leaves 2-periodic patterns
-of its own): on JPEG-75 copies this kept AUC 0.93 where ``plain`` fell to 0.82 (README, Robustness).
+of its own): on JPEG-75 copies this kept AUC 0.93 where ``plain`` fell to 0.82 (docs/RESULTS.md, Robustness).
 
 ``phase`` (alignment-free): the largest correlation of the periodic parts over the 64 cyclic shifts
 of one period. A crop that starts k pixels off the generator's grid rolls the periodic part by k,

@@ -4,7 +4,7 @@
 - ``real-fpr``: generated when rho is past a cut set on real photos at a target false-positive
   rate (in the direction of mu_fake). Images of the generator made elsewhere correlate less than the
   training set's own images do, so the midpoint misses them where a cut at the edge of the real
-  population does not (README, Results).
+  population does not (docs/RESULTS.md).
 
 The signed score is 0 at the cut, +1 at mu_fake and -1 at mu_real (linear on each side), so positive
 means "generated" whatever the sign the fingerprint happened to learn, and ranking by it gives the

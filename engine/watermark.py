@@ -30,7 +30,7 @@ SD_GENERATOR = "Stable Diffusion (reference scripts)"
 METHOD = "dwtDct"
 MIN_PIXELS = 256 * 256  # the decoder refuses smaller images
 WINDOW = 1024  # decoding costs ~40 us per 8x8 block in Python: larger images are read in a centre window
-# Thresholds on aligned agreement, measured (README, "Provenance signals and the watermark confound"):
+# Thresholds on aligned agreement, measured (docs/METHOD.md, "Provenance signals and the watermark confound"):
 # 360 unmarked real tiles reached 0.50-0.70 (the maximum over hypotheses), 196 SD 256x256 crops
 # 0.50-1.00 (median 0.93); 0.72 flagged 85% of the SD crops and none of the real tiles.
 ALIGNED_PRESENT = 0.72

@@ -4,7 +4,7 @@
 
 Uses the benchmark's split (seed 0, group-aware halves, N generated + N real for training, equal
 held-out classes) and prints held-out balanced accuracy and AUC of the EMA fingerprint at each
-step count; `dif bench`'s default step count was chosen from this table (README, Results).
+step count; `dif bench`'s default step count was chosen from this table (docs/RESULTS.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train the shipped DnCNN weights on Debian wallpaper photos (see README, "Denoiser").
+"""Train the shipped DnCNN weights on Debian wallpaper photos (see docs/METHOD.md, "The denoisers").
 
 Uses the 12 photos of mate-backgrounds, lomiri-wallpapers-16.04 and plasma-workspace-wallpapers
 that are NOT among the 25 scenes of the developers' real-photo test tiles, so the denoiser never

@@ -89,7 +89,7 @@ REGISTRY: dict[str, Callable[[torch.device], Extractor]] = {
     "wavelet": _build_wavelet,
     **{f"ffdnet-s{s:g}": _build_ffdnet(s) for s in FFDNET_SIGMAS},
 }
-# Chosen by measurement on transfer (README, Results): residuals of a denoiser trained on real photos
+# Chosen by measurement on transfer (docs/RESULTS.md): residuals of a denoiser trained on real photos
 # hold the generator's trace; the wavelet filter's hold enough scene content to learn the training set.
 DEFAULT_EXTRACTOR = "ffdnet-s5"
 _CACHE: dict[tuple[str, str], Extractor] = {}

