@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The JPEG check of README "Robustness": a default sd1 fingerprint (dif train, N = 64) on JPEG-75
+# re-saves (Pillow, quality 75) of sd1-b/ and of real/. Prints the share flagged in each.
+# Usage: bash scripts/jpeg_done_when.sh [DATA_ROOT] [WORK_DIR]
+set -euo pipefail
+DATA=${1:-../shared/datasets}
+WORK=${2:-artifacts/jpeg-check}
+mkdir -p "$WORK"
+python3 - "$DATA" "$WORK" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+data, work = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("sd1-b", "real"):
+    out = work / f"{name}-jpeg75"
+    out.mkdir(parents=True, exist_ok=True)
+    for src in sorted((data / name).rglob("*.png")):
+        dst = out / (src.stem + ".jpg")
+        if not dst.exists():
+            Image.open(src).convert("RGB").save(dst, "JPEG", quality=75)
+PY
+dif train --name sd1-default --real "$DATA/real" --fake "$DATA/sd1" --train-size 64 --quiet
+for name in sd1-b real; do
+  for variant in "$DATA/$name" "$WORK/$name-jpeg75"; do
+    dif detect --name sd1-default "$variant" --json | python3 -c "
+import json, sys
+rows = json.load(sys.stdin)['results']
+print(f'{sys.argv[1]}: {len(rows)} images, flagged {sum(r[\"label\"] == \"generated\" for r in rows) / len(rows):.1%}')" "$variant"
+  done
+done
