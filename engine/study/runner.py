@@ -1,0 +1,228 @@
+"""The study driver: plan every model, extract residuals once, fit fingerprints as tasks, then cross-detect.
+
+Stages (each with its progress): plan (decide each model's images and train key; a stored key is a
+cache hit and is not fitted again), residuals (every image not yet in the store, once per geometry,
+in batches), fingerprints (one task per model to fit), cross-detection and lineage (here, from the
+gathered fingerprints). Only this driver writes the store, through ``Store``, as results arrive.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.api import crop_images, metrics_from_rho, rho_for, train_fingerprint
+from engine.calibration import from_card
+from engine.denoisers import get_extractor
+from engine.errors import DifError
+from engine.fingerprint import Fingerprint, parse_fingerprint
+from engine.images import LoadedImage
+from engine.residuals import residual_key
+from engine.store import Store
+from engine.study.backends import RayBackend, SequentialBackend
+from engine.study.plan import Plan, plan_model
+from engine.study.spec import Study
+from engine.study.tasks import Blob, FitJob, ResidualBatch, fit_task, residual_task
+
+Progress = Callable[[str, int, int], None]
+RESIDUAL_BATCH = 64  # images per residual task: big enough to amortise a task, small enough to spread
+
+
+@dataclass
+class ModelResult:
+    name: str
+    status: str = "pending"  # trained | cached | failed
+    reason: str | None = None
+    train_key: str | None = None
+    seconds: float | None = None
+    where: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def run_study(study: Study, store: Store, backend: SequentialBackend | RayBackend, progress: Progress | None = None) -> dict[str, Any]:
+    """Run ``study`` on ``backend`` into ``store``; returns the summary (also what ``--json`` prints)."""
+    start = time.time()
+    tick = progress or (lambda stage, done, total: None)
+    results = {m.name: ModelResult(m.name) for m in study.models}
+    stages: dict[str, float] = {}
+
+    t0 = time.time()
+    plans: dict[str, Plan] = {}
+    for k, spec in enumerate(study.models):
+        try:
+            plans[spec.name] = plan = plan_model(spec)
+            results[spec.name].train_key, results[spec.name].skipped = plan.key, plan.skipped
+        except DifError as exc:
+            results[spec.name].status, results[spec.name].reason = "failed", str(exc)
+        tick("plan", k + 1, len(study.models))
+    todo, hits = [], []
+    for name, plan in plans.items():
+        (hits if store.find_by_train_key(plan.key) is not None else todo).append(name)
+    for name in hits:  # train_fingerprint finds the key and only renames / updates the card if needed
+        plan = plans[name]
+        fp, _ = train_fingerprint(name, plan.fit_real, plan.fit_fake, plan.spec.config, store, metadata=plan.spec.metadata, calibration=plan.calibration)
+        _finish(fp, plan, store)
+        results[name].status = "cached"
+    stages["plan_seconds"] = round(time.time() - t0, 3)
+
+    t0 = time.time()
+    blobs, folder_of = _blobs(plans, todo, study.shared_fs, backend)
+    cross_plans = [plans[n] for n in study.cross if n in plans]
+    batches = _residual_batches([plans[n] for n in todo], cross_plans, store)
+    calls = [(b, study.num_cpus, *[blobs[f] for f in sorted({folder_of[s] for s in b.sources})]) for b in batches]
+    outs = backend.map(residual_task, calls, study.num_cpus, 0, study.max_retries, lambda d, t: tick("residuals", d, t))
+    residual_errors = []
+    gathered = []
+    for out in outs:
+        if out.error:
+            residual_errors.append(out.error)  # the fitting task computes what is missing itself
+            continue
+        for key, value in out.value.items():
+            store.residuals.set(key, value)
+        gathered.append((set(out.value), out.handle))
+    stages["residuals_seconds"] = round(time.time() - t0, 3)
+
+    t0 = time.time()
+    gpus = 1 if backend.gpus() > 0 else 0
+    jobs, calls = [], []
+    for name in todo:
+        plan = plans[name]
+        keys = _keys_of(plan.train_images(), plan.spec.config)
+        parts = [h for ks, h in gathered if ks & keys]
+        folders = [str(plan.spec.real), str(plan.spec.generated)]
+        cal = plan.calibration
+        job = FitJob(name, plan.spec.config, plan.spec.metadata, _src(plan.fit_real), _src(plan.fit_fake),
+                     _src(cal[0]) if cal else None, _src(cal[1]) if cal else None)
+        jobs.append(name)
+        calls.append((job, study.num_cpus, len(folders), *[blobs[f] for f in folders], *parts))
+    outs = backend.map(fit_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t))
+    for name, out in zip(jobs, outs):
+        res, value = results[name], out.value or {}
+        res.seconds, res.where = value.get("seconds"), f"{value['host']}:{value['pid']}" if "host" in value else None
+        error = out.error or value.get("error")
+        if error:
+            res.status, res.reason = "failed", error
+            continue
+        fp = parse_fingerprint(value["fingerprint"], f"fingerprint of {name!r} from {res.where}")
+        _finish(fp, plans[name], store)
+        res.status = "trained"
+    stages["fingerprints_seconds"] = round(time.time() - t0, 3)
+
+    t0 = time.time()
+    lineage = _lineage(study, results, store, tick)
+    stages["cross_seconds"] = round(time.time() - t0, 3)
+    rows = [vars(r) for r in results.values()]
+    return {
+        "study": study.name,
+        "file": str(study.path),
+        **backend.describe(),
+        "models": rows,
+        "trained": sum(r.status == "trained" for r in results.values()),
+        "cached": sum(r.status == "cached" for r in results.values()),
+        "failed": sum(r.status == "failed" for r in results.values()),
+        "residual_batches": len(batches),
+        "residual_errors": residual_errors,
+        "lineage": lineage,
+        "stages": stages,
+        "wall_seconds": round(time.time() - start, 3),
+    }
+
+
+def _src(images: list[LoadedImage]) -> tuple[str, ...]:
+    return tuple(im.source for im in images)
+
+
+def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
+    """The held-out metrics ``dif train`` records (test halves only), then the save."""
+    rho = rho_for([fp], plan.test_real + plan.test_fake, store)[:, 0]
+    rho_r, rho_f = rho[: len(plan.test_real)], rho[len(plan.test_real):]
+    metrics = metrics_from_rho(fp, rho_r, rho_f)
+    cal = from_card(fp.calibration)
+    if cal is not None and len(rho_r) and len(rho_f):
+        v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
+        metrics.update({"fpr_real_at_level": float(np.mean(v_r == "generated")), "inconclusive_real": float(np.mean(v_r == "inconclusive")),
+                        "inconclusive_fake": float(np.mean(v_f == "inconclusive"))})
+    fp.test_metrics = metrics
+    fp.test_files = {"real": list(_src(plan.test_real)), "fake": list(_src(plan.test_fake))}
+    store.save(fp)
+
+
+def _blobs(plans: dict[str, Plan], todo: list[str], shared_fs: bool, backend) -> tuple[dict[str, Any], dict[str, str]]:
+    """One object per folder holding the bytes of every file a task will read from it (or just the
+    paths, on a shared file system); and each file's folder."""
+    files: dict[str, dict[str, None]] = {}
+    for name in todo:
+        plan = plans[name]
+        for folder, images in ((str(plan.spec.real), plan.fit_real + plan.test_real), (str(plan.spec.generated), plan.fit_fake + plan.test_fake)):
+            files.setdefault(folder, {}).update(dict.fromkeys(im.source for im in images))
+        if plan.calibration:
+            files[str(plan.spec.real)].update(dict.fromkeys(im.source for im in plan.calibration[0]))
+            files[str(plan.spec.generated)].update(dict.fromkeys(im.source for im in plan.calibration[1]))
+    for plan in plans.values():  # cross-detection's test images
+        for folder, images in ((str(plan.spec.real), plan.test_real), (str(plan.spec.generated), plan.test_fake)):
+            files.setdefault(folder, {}).update(dict.fromkeys(im.source for im in images))
+    out, folder_of = {}, {}
+    for folder, sources in files.items():
+        blob: Blob = dict(sources) if shared_fs else {s: _read(s) for s in sources}
+        out[folder] = backend.put(blob)
+        folder_of.update(dict.fromkeys(sources, folder))
+    return out, folder_of
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _keys_of(images: list[LoadedImage], config) -> set[str]:
+    ext = get_extractor(config.extractor, _cpu())
+    return {residual_key(ext, im, config.border) for im in crop_images(images, config.crop, config.pad)}
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def _residual_batches(fits: list[Plan], cross: list[Plan], store: Store) -> list[ResidualBatch]:
+    """Every (image, geometry) a fit or the cross-detection will need and the store lacks, once, in batches."""
+    wanted: dict[tuple, dict[str, str]] = {}  # geometry -> residual key -> source
+
+    def want(images: list[LoadedImage], extractor: str, crop: int, border: int, pad: bool) -> None:
+        ext = get_extractor(extractor, _cpu())
+        usable = [im for im in images if pad or min(im.pixels.shape[:2]) >= crop]
+        for im, cropped in zip(usable, crop_images(usable, crop, pad)):
+            wanted.setdefault((extractor, crop, border, pad), {}).setdefault(residual_key(ext, cropped, border), im.source)
+
+    for plan in fits:
+        c = plan.spec.config
+        want(plan.train_images() + plan.test_real + plan.test_fake, c.extractor, c.crop, c.border, c.pad)
+    geometries = {(p.spec.config.extractor, p.spec.config.crop, p.spec.config.border) for p in cross}
+    test_images = [im for p in cross for im in p.test_real + p.test_fake]
+    for extractor, crop, border in sorted(geometries):
+        want(test_images, extractor, crop, border, False)
+    batches = []
+    for (extractor, crop, border, pad), keys in sorted(wanted.items()):
+        missing = list(dict.fromkeys(src for key, src in keys.items() if key not in store.residuals))
+        for i in range(0, len(missing), RESIDUAL_BATCH):
+            batches.append(ResidualBatch(extractor, crop, border, pad, tuple(missing[i : i + RESIDUAL_BATCH])))
+    return batches
+
+
+def _lineage(study: Study, results: dict[str, ModelResult], store: Store, tick: Progress) -> dict[str, Any] | None:
+    """Cross-detection and lineage over the study's cross-detect models that have a fingerprint."""
+    from engine.cross import cross_detect
+    from engine.lineage import LineageParams, families, infer_lineage
+
+    names = [n for n in study.cross if results[n].status in ("trained", "cached")]
+    if len(names) < 2:
+        return None
+    fps = [store.load(n) for n in names]
+    cross = cross_detect(fps, store, progress=lambda d, t: tick("cross-detect", d, t))
+    metadata = {fp.name: fp.metadata for fp in fps}
+    graph = infer_lineage(cross, metadata, LineageParams(), cards={fp.name: fp.summary() for fp in fps})
+    edges = [{"source": u, "target": v, "c_ij": d.get("c_ij"), "c_ji": d.get("c_ji"), "directed": d.get("directed")} for u, v, d in graph.edges(data=True)]
+    return {"models": names, "families": families(graph), "edges": edges, "cross": cross.to_dict()}
