@@ -30,7 +30,7 @@ class Outcome:
 def ray_available() -> bool:
     try:
         import ray  # noqa: F401
-    except ModuleNotFoundError:
+    except ImportError:
         return False
     return True
 
