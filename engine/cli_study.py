@@ -1,6 +1,7 @@
 """CLI sub-command ``dif study run STUDY.toml [--address ADDR] [--backend ...] [--json]``."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Callable
 
@@ -20,11 +21,13 @@ def cmd_study_run(args) -> int:
             bars[stage] = ProgressBar(f"{stage:12s}", not args.quiet)
         bars[stage].update(done, total)
 
-    backend = make_backend(args.backend, args.address)
-    try:
-        summary = run_study(study, store, backend, progress)
-    finally:
-        backend.close()
+    # with --json, stdout carries the summary only: whatever Ray prints meanwhile goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        backend = make_backend(args.backend, args.address, log_to_driver=not args.json)
+        try:
+            summary = run_study(study, store, backend, progress)
+        finally:
+            backend.close()
     if args.json:
         _print_json(summary)
     else:

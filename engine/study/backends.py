@@ -72,13 +72,14 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None):
+    def __init__(self, address: str | None = None, log_to_driver: bool = True):
+        """``log_to_driver=False`` keeps workers' and raylets' lines off stdout (``--json``)."""
         import ray
 
         self.ray = ray
         self.owned = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
+            kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": log_to_driver}
             if address:
                 kwargs["address"] = address
             else:  # a local instance: its workers import the engine from where this driver does
@@ -132,7 +133,7 @@ class RayBackend:
             self.ray.shutdown()
 
 
-def make_backend(kind: str = "auto", address: str | None = None) -> SequentialBackend | RayBackend:
+def make_backend(kind: str = "auto", address: str | None = None, log_to_driver: bool = True) -> SequentialBackend | RayBackend:
     """``auto``: Ray when installed (the cluster at ``address``, else a local instance), else sequential."""
     if kind not in ("auto", "ray", "sequential"):
         raise ConfigError(f"unknown backend {kind!r} (choose from auto, ray, sequential)")
@@ -144,4 +145,4 @@ def make_backend(kind: str = "auto", address: str | None = None) -> SequentialBa
         if kind == "ray" or address:
             raise ConfigError("Ray is not installed: pip install '.[cluster]' (or run without --address, sequentially)")
         return SequentialBackend()
-    return RayBackend(address)
+    return RayBackend(address, log_to_driver)
