@@ -134,3 +134,44 @@ def test_a_killed_worker_costs_no_result_and_a_rerun_is_all_cache_hits(cluster, 
         assert compare_stores(ref, store, NAMES) == {n: [] for n in NAMES}
     again = _summary(_dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir]))
     assert (again["trained"], again["cached"], again["failed"], again["residual_batches"]) == (0, 4, 0, 0)
+
+
+def _raylet_of(node_ip: str) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"/raylet") and f"--node_ip_address={node_ip}".encode() in cmd:
+                return int(entry.name)
+    raise AssertionError(f"no raylet of {node_ip}")
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def test_a_killed_node_costs_no_result(cluster, reference, tmp_path):
+    """The second node's raylet is SIGKILLed while one of its workers fits: Ray reruns the task on
+    the head. Runs last: the cluster has one node after it."""
+    path, ref = reference
+    raylet = _raylet_of(WORKER)
+    store_dir = str(tmp_path / "store")
+    proc = _dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir])
+    killed = False
+    deadline = time.time() + 180
+    while not killed and proc.poll() is None and time.time() < deadline:
+        if any(_parent(pid) == raylet for pid in _fit_workers()):
+            time.sleep(0.3)
+            os.kill(raylet, signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
+    summary = _summary(proc)
+    assert killed, "no fit was caught running on the second node"
+    assert (summary["trained"], summary["failed"]) == (4, 0)
+    with Store(store_dir) as store:
+        assert compare_stores(ref, store, NAMES) == {n: [] for n in NAMES}

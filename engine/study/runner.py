@@ -72,7 +72,8 @@ def run_study(study: Study, store: Store, backend: SequentialBackend | RayBacken
     cross_plans = [plans[n] for n in study.cross if n in plans]
     batches = _residual_batches([plans[n] for n in todo], cross_plans, store)
     calls = [(b, study.num_cpus, *[blobs[f] for f in sorted({folder_of[s] for s in b.sources})]) for b in batches]
-    outs = backend.map(residual_task, calls, study.num_cpus, 0, study.max_retries, lambda d, t: tick("residuals", d, t))
+    gpus = 1 if backend.gpus() > 0 else 0  # a task per GPU where the cluster has them
+    outs = backend.map(residual_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("residuals", d, t))
     residual_errors = []
     gathered = []
     for out in outs:
@@ -85,7 +86,6 @@ def run_study(study: Study, store: Store, backend: SequentialBackend | RayBacken
     stages["residuals_seconds"] = round(time.time() - t0, 3)
 
     t0 = time.time()
-    gpus = 1 if backend.gpus() > 0 else 0
     jobs, calls = [], []
     for name in todo:
         plan = plans[name]
