@@ -15,6 +15,7 @@ from engine.errors import ConfigError
 from engine.study.tasks import task_threads
 
 Done = Callable[[int, int], None]
+Each = Callable[["Outcome"], None]
 
 
 @dataclass
@@ -50,15 +51,17 @@ class SequentialBackend:
         return 0
 
     def map(self, fn: Callable, calls: Sequence[tuple], num_cpus: int, num_gpus: int = 0, retries: int = 0,
-            done: Done | None = None) -> list[Outcome]:
+            done: Done | None = None, each: Each | None = None) -> list[Outcome]:
+        """Outcomes in call order; ``each`` sees every outcome as it finishes (then its value is dropped)."""
         out = []
         for i, args in enumerate(calls):
             try:
                 with task_threads(num_cpus):
                     value = fn(*args)
-                out.append(Outcome(i, value, None, value))
+                outcome = Outcome(i, value, None, value)
             except Exception as exc:
-                out.append(Outcome(i, None, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+                outcome = Outcome(i, None, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            out.append(_handed(outcome, each))
             if done:
                 done(i + 1, len(calls))
         return out
@@ -105,7 +108,8 @@ class RayBackend:
         return self.ray.put(value)
 
     def map(self, fn: Callable, calls: Sequence[tuple], num_cpus: int, num_gpus: int = 0, retries: int = 3,
-            done: Done | None = None) -> list[Outcome]:
+            done: Done | None = None, each: Each | None = None) -> list[Outcome]:
+        """Outcomes in call order; ``each`` sees every outcome as it finishes (then its value is dropped)."""
         ray = self.ray
         if fn not in self._remote:
             self._remote[fn] = ray.remote(fn)
@@ -119,11 +123,12 @@ class RayBackend:
             for ref in ready:
                 i = index[ref]
                 try:
-                    out.append(Outcome(i, ray.get(ref), None, ref))
+                    outcome = Outcome(i, ray.get(ref), None, ref)
                 except Exception as exc:  # worker or node lost past the retries, or the task raised
                     cause = getattr(exc, "cause", None) or exc
                     line = next((ln for ln in str(cause).splitlines() if ln.strip()), "")
-                    out.append(Outcome(i, None, f"{type(cause).__name__}: {line}"[:300]))
+                    outcome = Outcome(i, None, f"{type(cause).__name__}: {line}"[:300])
+                out.append(_handed(outcome, each))
                 if done:
                     done(len(out), len(refs))
         return sorted(out, key=lambda o: o.index)
@@ -131,6 +136,16 @@ class RayBackend:
     def close(self) -> None:
         if self.owned:
             self.ray.shutdown()
+
+
+def _handed(outcome: Outcome, each: Each | None) -> Outcome:
+    """Give ``outcome`` to ``each`` at once (the driver stores results as they arrive, so an
+    interrupted study keeps them), then drop the value it held (the handle stays)."""
+    if each is None:
+        return outcome
+    each(outcome)
+    outcome.value = None
+    return outcome
 
 
 def make_backend(kind: str = "auto", address: str | None = None, log_to_driver: bool = True) -> SequentialBackend | RayBackend:

@@ -21,7 +21,7 @@ from engine.fingerprint import Fingerprint, parse_fingerprint
 from engine.images import LoadedImage
 from engine.residuals import residual_key
 from engine.store import Store
-from engine.study.backends import RayBackend, SequentialBackend
+from engine.study.backends import Outcome, RayBackend, SequentialBackend
 from engine.study.plan import Plan, plan_model
 from engine.study.spec import Study
 from engine.study.tasks import Blob, FitJob, ResidualBatch, fit_task, residual_task
@@ -73,16 +73,18 @@ def run_study(study: Study, store: Store, backend: SequentialBackend | RayBacken
     batches = _residual_batches([plans[n] for n in todo], cross_plans, store)
     calls = [(b, study.num_cpus, *[blobs[f] for f in sorted({folder_of[s] for s in b.sources})]) for b in batches]
     gpus = 1 if backend.gpus() > 0 else 0  # a task per GPU where the cluster has them
-    outs = backend.map(residual_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("residuals", d, t))
-    residual_errors = []
-    gathered = []
-    for out in outs:
+    residual_errors: list[str] = []
+    gathered: list[tuple[set[str], Any]] = []  # (residual keys, handle) per batch, for the fitting tasks
+
+    def store_residuals(out: Outcome) -> None:
         if out.error:
             residual_errors.append(out.error)  # the fitting task computes what is missing itself
-            continue
+            return
         for key, value in out.value.items():
             store.residuals.set(key, value)
         gathered.append((set(out.value), out.handle))
+
+    backend.map(residual_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("residuals", d, t), store_residuals)
     stages["residuals_seconds"] = round(time.time() - t0, 3)
 
     t0 = time.time()
@@ -97,17 +99,23 @@ def run_study(study: Study, store: Store, backend: SequentialBackend | RayBacken
                      _src(cal[0]) if cal else None, _src(cal[1]) if cal else None)
         jobs.append(name)
         calls.append((job, study.num_cpus, len(folders), *[blobs[f] for f in folders], *parts))
-    outs = backend.map(fit_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t))
-    for name, out in zip(jobs, outs):
+
+    def store_fingerprint(out: Outcome) -> None:
+        name = jobs[out.index]
         res, value = results[name], out.value or {}
         res.seconds, res.where = value.get("seconds"), f"{value['host']}:{value['pid']}" if "host" in value else None
         error = out.error or value.get("error")
         if error:
             res.status, res.reason = "failed", error
-            continue
-        fp = parse_fingerprint(value["fingerprint"], f"fingerprint of {name!r} from {res.where}")
-        _finish(fp, plans[name], store)
-        res.status = "trained"
+            return
+        try:
+            fp = parse_fingerprint(value["fingerprint"], f"fingerprint of {name!r} from {res.where}")
+            _finish(fp, plans[name], store)
+            res.status = "trained"
+        except DifError as exc:
+            res.status, res.reason = "failed", str(exc)
+
+    backend.map(fit_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t), store_fingerprint)
     stages["fingerprints_seconds"] = round(time.time() - t0, 3)
 
     t0 = time.time()

@@ -22,6 +22,7 @@ from engine.api import crop_images, train_fingerprint
 from engine.config import TrainConfig
 from engine.denoisers import get_extractor
 from engine.device import default_device
+from engine.errors import DifError
 from engine.images import LoadedImage, load_image
 from engine.residuals import compute_residuals
 
@@ -125,10 +126,6 @@ def fit_task(job: FitJob, num_cpus: int, n_blobs: int, *parts: Any) -> dict[str,
                                       reuse=False, calibration=cal)
         return {"fingerprint": fp.to_bytes(), "seconds": round(time.time() - start, 3), **where}
     except Exception as exc:  # one model's failure is a line in the summary
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        return {"error": f"{type(exc).__name__}: {text}" if not text or "DifError" not in _bases(exc) else text,
-                "seconds": round(time.time() - start, 3), **where}
-
-
-def _bases(exc: BaseException) -> list[str]:
-    return [c.__name__ for c in type(exc).__mro__]
+        text = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        line = text if isinstance(exc, DifError) and text else f"{type(exc).__name__}: {text}"
+        return {"error": line[:300], "seconds": round(time.time() - start, 3), **where}
