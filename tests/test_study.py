@@ -109,3 +109,36 @@ def test_without_ray_the_study_runs_sequentially_with_the_same_results(tmp_path,
         assert compare_stores(ref, auto, [f"s-{m}" for m in MODELS[:2]]) == {f"s-{m}": [] for m in MODELS[:2]}
     assert main(["study", "run", str(path), "--address", "127.0.0.1:1", "--cache", str(tmp_path / "x")]) == 2
     assert "Ray is not installed" in capsys.readouterr().err
+
+
+def test_an_interrupted_study_keeps_what_finished_and_the_rerun_does_the_rest(tmp_path):
+    """SIGKILL the driver once a fingerprint is stored: the rerun takes it from the store and fits the rest."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    path = write_study(tmp_path)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p))
+    store_dir = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "study", "run", str(path), "--backend", "sequential", "--quiet",
+                             "--cache", str(store_dir)], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stored: list[str] = []
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:
+        if (store_dir / "fingerprints").exists():
+            with Store(store_dir) as store:
+                stored = store.names()
+            if stored:
+                proc.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.1)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and 1 <= len(stored) < 4, (proc.returncode, stored)
+    with Store(store_dir) as store:
+        summary = run_study(load_study(path), store, SequentialBackend())
+        kept = set(store.names())
+    assert summary["cached"] >= len(stored) and summary["cached"] + summary["trained"] == 4 and summary["trained"] >= 1
+    assert set(stored) <= kept and {m["name"] for m in summary["models"] if m["status"] == "cached"} >= set(stored)
