@@ -136,6 +136,15 @@ def test_a_killed_worker_costs_no_result_and_a_rerun_is_all_cache_hits(cluster, 
     assert (again["trained"], again["cached"], again["failed"], again["residual_batches"]) == (0, 4, 0, 0)
 
 
+
+def test_without_address_a_local_instance_gives_the_same_bytes(cluster, reference, tmp_path):
+    """No --address: a new local Ray instance (not the running cluster), stopped when the study ends."""
+    path, ref = reference
+    summary = _summary(_dif(["study", "run", str(path), "--json", "--quiet", "--cache", str(tmp_path / "store")]))
+    assert (summary["backend"], summary["nodes"], summary["trained"], summary["failed"]) == ("ray", 1, 4, 0)
+    with Store(tmp_path / "store") as store:
+        assert compare_stores(ref, store, NAMES) == {n: [] for n in NAMES}
+
 def _raylet_of(node_ip: str) -> int:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

@@ -83,9 +83,8 @@ class RayBackend:
         self.owned = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": log_to_driver}
-            if address:
-                kwargs["address"] = address
-            else:  # a local instance: its workers import the engine from where this driver does
+            kwargs["address"] = address or "local"  # "local": a new instance, never a cluster found by chance
+            if not address:  # a local instance: its workers import the engine from where this driver does
                 root = str(Path(__file__).resolve().parents[2])
                 path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
                 kwargs.update(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
