@@ -48,12 +48,18 @@ def test_sequential_study_trains_cross_detects_and_resumes(tmp_path):
         assert again["lineage"]["families"] == lineage["families"]
 
 
-def test_shared_fs_paths_give_the_same_fingerprints_as_bytes(tmp_path):
+def test_shared_fs_paths_and_chunks_give_the_same_fingerprints(tmp_path):
+    """Images as paths instead of bytes, and one model per chunk, change nothing in the results."""
     models = MODELS[:2]
-    with Store(tmp_path / "bytes") as a, Store(tmp_path / "paths") as b:
-        run_study(load_study(write_study(tmp_path / "1", models=models)), a, SequentialBackend())
+    names = [f"s-{m}" for m in models]
+    with Store(tmp_path / "bytes") as a, Store(tmp_path / "paths") as b, Store(tmp_path / "chunks") as c:
+        whole = run_study(load_study(write_study(tmp_path / "1", models=models)), a, SequentialBackend())
         run_study(load_study(write_study(tmp_path / "2", models=models, extra_head="shared_fs = true\n")), b, SequentialBackend())
-        assert compare_stores(a, b, [f"s-{m}" for m in models]) == {f"s-{m}": [] for m in models}
+        chunked = run_study(load_study(write_study(tmp_path / "3", models=models, extra_head="chunk = 1\n")), c, SequentialBackend())
+        assert compare_stores(a, b, names) == compare_stores(a, c, names) == {n: [] for n in names}
+        # the real folder's residuals, extracted with the first chunk, are not extracted again
+        assert chunked["residual_images"] == whole["residual_images"] > 0
+        assert chunked["lineage"]["families"] == whole["lineage"]["families"]
 
 
 def test_a_failing_model_does_not_stop_the_others(tmp_path, capsys):

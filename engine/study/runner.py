@@ -1,6 +1,6 @@
 """The study driver: plan every model, extract residuals once, fit fingerprints as tasks, then cross-detect.
 
-Stages (each with its progress): plan (decide each model's images and train key; a stored key is a
+Stages (each with its progress), for a chunk of models at a time: plan (decide each model's images and train key; a stored key is a
 cache hit and is not fitted again), residuals (every image not yet in the store, once per geometry,
 in batches), fingerprints (one task per model to fit), cross-detection and lineage (here, from the
 gathered fingerprints). Only this driver writes the store, through ``Store``, as results arrive.
@@ -42,100 +42,124 @@ class ModelResult:
 
 
 def run_study(study: Study, store: Store, backend: SequentialBackend | RayBackend, progress: Progress | None = None) -> dict[str, Any]:
-    """Run ``study`` on ``backend`` into ``store``; returns the summary (also what ``--json`` prints)."""
+    """Run ``study`` on ``backend`` into ``store``; returns the summary (also what ``--json`` prints).
+
+    Models go through the stages ``study.chunk`` at a time, so the driver holds the decoded images
+    of one chunk only, whatever the size of the study; residuals already stored are not recomputed
+    in later chunks.
+    """
     start = time.time()
     tick = progress or (lambda stage, done, total: None)
     results = {m.name: ModelResult(m.name) for m in study.models}
-    stages: dict[str, float] = {}
-
-    t0 = time.time()
-    plans: dict[str, Plan] = {}
-    for k, spec in enumerate(study.models):
-        try:
-            plans[spec.name] = plan = plan_model(spec)
-            results[spec.name].train_key, results[spec.name].skipped = plan.key, plan.skipped
-        except DifError as exc:
-            results[spec.name].status, results[spec.name].reason = "failed", str(exc)
-        tick("plan", k + 1, len(study.models))
-    todo, hits = [], []
-    for name, plan in plans.items():
-        (hits if store.find_by_train_key(plan.key) is not None else todo).append(name)
-    for name in hits:  # train_fingerprint finds the key and only renames / updates the card if needed
-        plan = plans[name]
-        fp, _ = train_fingerprint(name, plan.fit_real, plan.fit_fake, plan.spec.config, store, metadata=plan.spec.metadata, calibration=plan.calibration)
-        _finish(fp, plan, store)
-        results[name].status = "cached"
-    stages["plan_seconds"] = round(time.time() - t0, 3)
-
-    t0 = time.time()
-    blobs, folder_of = _blobs(plans, todo, study.shared_fs, backend)
-    cross_plans = [plans[n] for n in study.cross if n in plans]
-    batches = _residual_batches([plans[n] for n in todo], cross_plans, store)
-    calls = [(b, study.num_cpus, *[blobs[f] for f in sorted({folder_of[s] for s in b.sources})]) for b in batches]
-    gpus = 1 if backend.gpus() > 0 else 0  # a task per GPU where the cluster has them
-    residual_errors: list[str] = []
-    gathered: list[tuple[set[str], Any]] = []  # (residual keys, handle) per batch, for the fitting tasks
-
-    def store_residuals(out: Outcome) -> None:
-        if out.error:
-            residual_errors.append(out.error)  # the fitting task computes what is missing itself
-            return
-        for key, value in out.value.items():
-            store.residuals.set(key, value)
-        gathered.append((set(out.value), out.handle))
-
-    backend.map(residual_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("residuals", d, t), store_residuals)
-    stages["residuals_seconds"] = round(time.time() - t0, 3)
-
-    t0 = time.time()
-    jobs, calls = [], []
-    for name in todo:
-        plan = plans[name]
-        keys = _keys_of(plan.train_images(), plan.spec.config)
-        parts = [h for ks, h in gathered if ks & keys]
-        folders = [str(plan.spec.real), str(plan.spec.generated)]
-        cal = plan.calibration
-        job = FitJob(name, plan.spec.config, plan.spec.metadata, _src(plan.fit_real), _src(plan.fit_fake),
-                     _src(cal[0]) if cal else None, _src(cal[1]) if cal else None)
-        jobs.append(name)
-        calls.append((job, study.num_cpus, len(folders), *[blobs[f] for f in folders], *parts))
-
-    def store_fingerprint(out: Outcome) -> None:
-        name = jobs[out.index]
-        res, value = results[name], out.value or {}
-        res.seconds, res.where = value.get("seconds"), f"{value['host']}:{value['pid']}" if "host" in value else None
-        error = out.error or value.get("error")
-        if error:
-            res.status, res.reason = "failed", error
-            return
-        try:
-            fp = parse_fingerprint(value["fingerprint"], f"fingerprint of {name!r} from {res.where}")
-            _finish(fp, plans[name], store)
-            res.status = "trained"
-        except DifError as exc:
-            res.status, res.reason = "failed", str(exc)
-
-    backend.map(fit_task, calls, study.num_cpus, gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t), store_fingerprint)
-    stages["fingerprints_seconds"] = round(time.time() - t0, 3)
-
+    run = _Run(study, store, backend, tick, results)
+    for first in range(0, len(study.models), study.chunk):
+        run.chunk(list(study.models[first : first + study.chunk]), first)
     t0 = time.time()
     lineage = _lineage(study, results, store, tick)
-    stages["cross_seconds"] = round(time.time() - t0, 3)
-    rows = [vars(r) for r in results.values()]
+    run.stages["cross_seconds"] = round(time.time() - t0, 3)
     return {
         "study": study.name,
         "file": str(study.path),
         **backend.describe(),
-        "models": rows,
+        "models": [vars(r) for r in results.values()],
         "trained": sum(r.status == "trained" for r in results.values()),
         "cached": sum(r.status == "cached" for r in results.values()),
         "failed": sum(r.status == "failed" for r in results.values()),
-        "residual_batches": len(batches),
-        "residual_errors": residual_errors,
+        "residual_batches": run.batches,
+        "residual_images": run.images,
+        "residual_errors": run.residual_errors,
         "lineage": lineage,
-        "stages": stages,
+        "stages": run.stages,
         "wall_seconds": round(time.time() - start, 3),
     }
+
+
+class _Run:
+    """The state of one study run across its chunks: results, stage times, residual problems."""
+
+    def __init__(self, study: Study, store: Store, backend: SequentialBackend | RayBackend, tick: Progress, results: dict[str, ModelResult]):
+        self.study, self.store, self.backend, self.tick, self.results = study, store, backend, tick, results
+        self.stages = {"plan_seconds": 0.0, "residuals_seconds": 0.0, "fingerprints_seconds": 0.0}
+        self.batches = self.images = 0
+        self.residual_errors: list[str] = []
+        self.gpus = 1 if backend.gpus() > 0 else 0  # a task per GPU where the cluster has them
+        # cross-detection correlates every cross model's test images with every cross model at its geometry
+        self.cross_geometries = sorted({(m.config.extractor, m.config.crop, m.config.border) for m in study.models if m.name in study.cross})
+
+    def _time(self, stage: str, t0: float) -> None:
+        self.stages[stage] = round(self.stages[stage] + time.time() - t0, 3)
+
+    def chunk(self, specs: list, first: int) -> None:
+        study, store, results, tick = self.study, self.store, self.results, self.tick
+        t0 = time.time()
+        plans: dict[str, Plan] = {}
+        for k, spec in enumerate(specs):
+            try:
+                plans[spec.name] = plan = plan_model(spec)
+                results[spec.name].train_key, results[spec.name].skipped = plan.key, plan.skipped
+            except DifError as exc:
+                results[spec.name].status, results[spec.name].reason = "failed", str(exc)
+            tick("plan", first + k + 1, len(study.models))
+        todo = []
+        for name, plan in plans.items():
+            if store.find_by_train_key(plan.key) is None:
+                todo.append(name)
+                continue
+            # train_fingerprint finds the key and only renames / updates the card where needed
+            fp, _ = train_fingerprint(name, plan.fit_real, plan.fit_fake, plan.spec.config, store, metadata=plan.spec.metadata, calibration=plan.calibration)
+            _finish(fp, plan, store)
+            results[name].status = "cached"
+        self._time("plan_seconds", t0)
+
+        t0 = time.time()
+        blobs, folder_of = _blobs(plans, todo, study.shared_fs, self.backend)
+        cross_plans = [plans[n] for n in study.cross if n in plans]
+        batches = _residual_batches([plans[n] for n in todo], cross_plans, self.cross_geometries, store)
+        self.batches += len(batches)
+        self.images += sum(len(b.sources) for b in batches)
+        calls = [(b, study.num_cpus, *[blobs[f] for f in sorted({folder_of[s] for s in b.sources})]) for b in batches]
+        gathered: list[tuple[set[str], Any]] = []  # (residual keys, handle) per batch, for the fitting tasks
+
+        def store_residuals(out: Outcome) -> None:
+            if out.error:
+                self.residual_errors.append(out.error)  # the fitting task computes what is missing itself
+                return
+            for key, value in out.value.items():
+                store.residuals.set(key, value)
+            gathered.append((set(out.value), out.handle))
+
+        self.backend.map(residual_task, calls, study.num_cpus, self.gpus, study.max_retries, lambda d, t: tick("residuals", d, t), store_residuals)
+        self._time("residuals_seconds", t0)
+
+        t0 = time.time()
+        calls = []
+        for name in todo:
+            plan = plans[name]
+            keys = _keys_of(plan.train_images(), plan.spec.config)
+            parts = [h for ks, h in gathered if ks & keys]
+            folders = [str(plan.spec.real), str(plan.spec.generated)]
+            cal = plan.calibration
+            job = FitJob(name, plan.spec.config, plan.spec.metadata, _src(plan.fit_real), _src(plan.fit_fake),
+                         _src(cal[0]) if cal else None, _src(cal[1]) if cal else None)
+            calls.append((job, study.num_cpus, len(folders), *[blobs[f] for f in folders], *parts))
+
+        def store_fingerprint(out: Outcome) -> None:
+            name = todo[out.index]
+            res, value = results[name], out.value or {}
+            res.seconds, res.where = value.get("seconds"), f"{value['host']}:{value['pid']}" if "host" in value else None
+            error = out.error or value.get("error")
+            if error:
+                res.status, res.reason = "failed", error
+                return
+            try:
+                fp = parse_fingerprint(value["fingerprint"], f"fingerprint of {name!r} from {res.where}")
+                _finish(fp, plans[name], store)
+                res.status = "trained"
+            except DifError as exc:
+                res.status, res.reason = "failed", str(exc)
+
+        self.backend.map(fit_task, calls, study.num_cpus, self.gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t), store_fingerprint)
+        self._time("fingerprints_seconds", t0)
 
 
 def _src(images: list[LoadedImage]) -> tuple[str, ...]:
@@ -195,7 +219,7 @@ def _cpu():
     return torch.device("cpu")
 
 
-def _residual_batches(fits: list[Plan], cross: list[Plan], store: Store) -> list[ResidualBatch]:
+def _residual_batches(fits: list[Plan], cross: list[Plan], geometries: list[tuple[str, int, int]], store: Store) -> list[ResidualBatch]:
     """Every (image, geometry) a fit or the cross-detection will need and the store lacks, once, in batches."""
     wanted: dict[tuple, dict[str, str]] = {}  # geometry -> residual key -> source
 
@@ -208,9 +232,8 @@ def _residual_batches(fits: list[Plan], cross: list[Plan], store: Store) -> list
     for plan in fits:
         c = plan.spec.config
         want(plan.train_images() + plan.test_real + plan.test_fake, c.extractor, c.crop, c.border, c.pad)
-    geometries = {(p.spec.config.extractor, p.spec.config.crop, p.spec.config.border) for p in cross}
     test_images = [im for p in cross for im in p.test_real + p.test_fake]
-    for extractor, crop, border in sorted(geometries):
+    for extractor, crop, border in geometries:
         want(test_images, extractor, crop, border, False)
     batches = []
     for (extractor, crop, border, pad), keys in sorted(wanted.items()):

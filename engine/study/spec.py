@@ -6,6 +6,7 @@
     cross_detect = true    # true (all models), false, or a list of model names
     num_cpus = 1           # per task; also the torch threads inside it (the same threads give the same bytes)
     max_retries = 3        # Ray re-runs a task whose worker or node died
+    chunk = 256            # models planned and run together (the driver holds one chunk's images)
 
     [defaults]             # any model key below, applied where a model does not set it
     method = "dif"
@@ -38,7 +39,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-STUDY_KEYS = {"name", "shared_fs", "cross_detect", "num_cpus", "max_retries"}
+STUDY_KEYS = {"name", "shared_fs", "cross_detect", "num_cpus", "max_retries", "chunk"}
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 MODEL_KEYS = {"name", "real", "generated", "train_size", "metadata"} | TRAIN_FIELDS
 DEFAULT_KEYS = MODEL_KEYS - {"name", "real", "generated"}
@@ -71,6 +72,7 @@ class Study:
     shared_fs: bool = False
     num_cpus: int = 1
     max_retries: int = 3
+    chunk: int = 256
 
 
 def _check_keys(where: str, table: Any, allowed: set[str]) -> dict[str, Any]:
@@ -165,7 +167,7 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
         raise StudyError(f"{path}: shared_fs must be true or false")
     return Study(name, path, models, cross_names, shared,
                  _int(f"{path}: num_cpus", head.get("num_cpus", 1), 1),
-                 _int(f"{path}: max_retries", head.get("max_retries", 3), 0))
+                 _int(f"{path}: max_retries", head.get("max_retries", 3), 0), _int(f"{path}: chunk", head.get("chunk", 256), 1))
 
 
 def load_study(path: str | Path) -> Study:
