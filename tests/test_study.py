@@ -64,7 +64,7 @@ def test_shared_fs_paths_and_chunks_give_the_same_fingerprints(tmp_path):
 
 def test_a_failing_model_does_not_stop_the_others(tmp_path, capsys):
     missing = tmp_path / "no-such-folder"
-    path = write_study(tmp_path, models=MODELS[:2], overrides={"zoo-ft-a": f'method = "marra18"\n'})
+    path = write_study(tmp_path, models=MODELS[:2], overrides={"zoo-ft-a": 'method = "marra18"\n'})
     text = path.read_text().replace(str(load_study(path).models[1].generated), str(missing))
     path.write_text(text)
     code = main(["study", "run", str(path), "--backend", "sequential", "--json", "--quiet", "--cache", str(tmp_path / "store")])

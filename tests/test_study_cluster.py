@@ -99,6 +99,15 @@ def test_cluster_gives_the_sequential_bytes(cluster, reference, tmp_path):
     assert summary["lineage"]["families"] == run_study(load_study(path), ref, SequentialBackend())["lineage"]["families"]
 
 
+def test_an_unreachable_address_is_a_one_line_error_at_once(tmp_path):
+    port = _free_port(HEAD)  # nothing listens there
+    start = time.time()
+    proc = _dif(["study", "run", str(write_study(tmp_path, models=MODELS[:1])), "--address", f"{HEAD}:{port}", "--cache", str(tmp_path / "s")])
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and time.time() - start < 60
+    assert err.strip().count("\n") == 0 and f"cannot reach a Ray cluster at {HEAD}:{port}" in err
+
+
 def _fit_workers() -> list[int]:
     """Ray workers running a fingerprint fit right now (Ray titles a busy worker ``ray::<task>``)."""
     pids = []

@@ -7,6 +7,7 @@ placement, object transfer and retries of tasks whose worker or node died are Ra
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -82,6 +83,8 @@ class RayBackend:
         self.ray = ray
         self.owned = False
         if not ray.is_initialized():
+            if address:
+                _reachable(address)
             kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": log_to_driver}
             kwargs["address"] = address or "local"  # "local": a new instance, never a cluster found by chance
             if not address:  # a local instance: its workers import the engine from where this driver does
@@ -135,6 +138,17 @@ class RayBackend:
     def close(self) -> None:
         if self.owned:
             self.ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in one line, at once, when nothing listens at ``host:port`` (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # another address form (ray://, auto): left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); is `ray start --head` running there?") from None
 
 
 def _handed(outcome: Outcome, each: Each | None) -> Outcome:
