@@ -121,20 +121,25 @@ def _fit_workers() -> list[int]:
     return pids
 
 
-def test_a_killed_worker_costs_no_result_and_a_rerun_is_all_cache_hits(cluster, reference, tmp_path):
-    path, ref = reference
-    store_dir = str(tmp_path / "store")
-    proc = _dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir])
-    killed = None
+def _kill_a_fit(proc: subprocess.Popen) -> int | None:
+    """SIGKILL the first worker caught fitting (twice seen, half a second apart) while ``proc`` runs."""
     deadline = time.time() + 180
-    while killed is None and proc.poll() is None and time.time() < deadline:
+    while proc.poll() is None and time.time() < deadline:
         busy = _fit_workers()
         if busy:
             time.sleep(0.5)  # well inside the fit
             if busy[0] in _fit_workers():
                 os.kill(busy[0], signal.SIGKILL)
-                killed = busy[0]
+                return busy[0]
         time.sleep(0.05)
+    return None
+
+
+def test_a_killed_worker_costs_no_result_and_a_rerun_is_all_cache_hits(cluster, reference, tmp_path):
+    path, ref = reference
+    store_dir = str(tmp_path / "store")
+    proc = _dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir])
+    killed = _kill_a_fit(proc)
     summary = _summary(proc)
     assert killed is not None, "no fingerprint task was caught running"
     assert (summary["trained"], summary["failed"]) == (4, 0)
@@ -144,6 +149,21 @@ def test_a_killed_worker_costs_no_result_and_a_rerun_is_all_cache_hits(cluster, 
     again = _summary(_dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir]))
     assert (again["trained"], again["cached"], again["failed"], again["residual_batches"]) == (0, 4, 0, 0)
 
+
+def test_without_retries_a_killed_worker_fails_its_model_only(cluster, reference, tmp_path):
+    """max_retries = 0: the killed fit is that model's one-line failure; the other three are stored."""
+    path = write_study(tmp_path, name="noretry", extra_head="max_retries = 0\n")
+    store_dir = str(tmp_path / "store")
+    proc = _dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", store_dir])
+    killed = _kill_a_fit(proc)
+    out, err = proc.communicate(timeout=240)
+    assert killed is not None, "no fingerprint task was caught running"
+    summary = json.loads(out)
+    assert proc.returncode == 1 and (summary["trained"], summary["failed"]) == (3, 1), err[-2000:]
+    failed = next(m for m in summary["models"] if m["status"] == "failed")
+    assert "\n" not in failed["reason"] and "Worker" in failed["reason"], failed["reason"]
+    with Store(store_dir) as store:
+        assert sorted(store.names()) == sorted(n for n in NAMES if n != failed["name"])
 
 
 def test_without_address_a_local_instance_gives_the_same_bytes(cluster, reference, tmp_path):
