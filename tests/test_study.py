@@ -13,20 +13,22 @@ from engine.study.backends import SequentialBackend, make_backend
 from engine.study.plan import plan_model
 from engine.study.runner import run_study
 from engine.study.spec import StudyError, load_study, parse_study
-from study_fixtures import MODELS, compare_stores, write_study
+from study_fixtures import MODELS, compare_stores, same_fingerprint, write_study
 
 
-def test_plan_gives_the_train_key_dif_train_stores(tmp_path):
-    """The driver's plan must select exactly what ``dif train`` selects, or resume would never hit."""
+def test_a_study_fingerprint_is_the_one_dif_train_gives(tmp_path):
+    """The driver's plan selects exactly what ``dif train`` selects (or resume would never hit), and
+    the study's fingerprint is byte for byte the one ``dif train --no-reference-pool`` stores."""
     study = load_study(write_study(tmp_path, models=MODELS[:1]))
     spec = study.models[0]
     plan = plan_model(spec)
     with Store(tmp_path / "train") as store:
-        result = train_from_folders(spec.name, spec.real, spec.generated, spec.config, spec.train_size, store)
-    fp = result["fingerprint"]
-    assert plan.key == fp.train_key
-    assert fp.test_files == {"real": [im.source for im in plan.test_real], "fake": [im.source for im in plan.test_fake]}
-    assert fp.n_real == len(plan.fit_real) and fp.n_fake == len(plan.fit_fake)
+        fp = train_from_folders(spec.name, spec.real, spec.generated, spec.config, spec.train_size, store, metadata=spec.metadata)["fingerprint"]
+        assert plan.key == fp.train_key
+        assert fp.test_files == {"real": [im.source for im in plan.test_real], "fake": [im.source for im in plan.test_fake]}
+        with Store(tmp_path / "study") as studied:
+            run_study(study, studied, SequentialBackend())
+            assert same_fingerprint(store.load(spec.name), studied.load(spec.name)) == []
 
 
 def test_sequential_study_trains_cross_detects_and_resumes(tmp_path):
