@@ -341,7 +341,7 @@ _EXTRA_COMMANDS: list[Callable[[Any, Callable], None]] = []
 def _load_extra_commands() -> None:
     import importlib
 
-    for module in ("engine.cli_lineage", "engine.cli_bench", "engine.cli_serve", "engine.cli_provenance"):
+    for module in ("engine.cli_lineage", "engine.cli_bench", "engine.cli_serve", "engine.cli_provenance", "engine.cli_study"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
