@@ -83,13 +83,18 @@ def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: 
     payload = {
         "real": sorted(im.sha256 for im in real),
         "fake": sorted(im.sha256 for im in fake),
-        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS and not (config.augment == "none" and k in AUGMENT_FIELDS)},
+        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS and not _unused_option(config, k)},
         "extractor_id": extractor_id,
         "algorithm": ALGORITHM_VERSION,
     }
     if calibration is not None:
         payload["calibration"] = [sorted(im.sha256 for im in calibration[0]), sorted(im.sha256 for im in calibration[1])]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _unused_option(config: TrainConfig, field: str) -> bool:
+    """Options that are off stay out of the key, so fingerprints stored before an option existed are still found."""
+    return (config.augment == "none" and field in AUGMENT_FIELDS) or (field == "resave_jpeg" and not config.resave_jpeg)
 
 
 def carve_calibration(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], seed: int) -> tuple[list, list, Calibration | None]:

@@ -92,7 +92,9 @@ def test_augmented_fit_uses_the_copies_and_keeps_old_train_keys(tiny_dataset, st
     assert not torch.allclose(aug.tensor, plain.tensor)
     ext = get_extractor("wavelet", torch.device("cpu"))
     img = [_loaded(photo_tiles(64, names=("coffee",), per_photo=1)[0][1])]
-    assert train_key(img, img, TrainConfig(method="marra18", **TINY), ext.cache_id) == train_key(img, img, TrainConfig(method="marra18", augment_copies=5, **TINY), ext.cache_id)
+    base = train_key(img, img, TrainConfig(method="marra18", **TINY), ext.cache_id)
+    assert base == train_key(img, img, TrainConfig(method="marra18", augment_copies=5, **TINY), ext.cache_id)
+    assert base != train_key(img, img, TrainConfig(method="marra18", resave_jpeg=90, **TINY), ext.cache_id)
 
 
 # ---------------------------------------------------------------- statistics
