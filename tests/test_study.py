@@ -13,6 +13,7 @@ from engine.study.backends import SequentialBackend, make_backend
 from engine.study.plan import plan_model
 from engine.study.runner import run_study
 from engine.study.spec import StudyError, load_study, parse_study
+from engine.study.tasks import task_threads
 from study_fixtures import MODELS, compare_stores, same_fingerprint, write_study
 
 
@@ -22,7 +23,7 @@ def test_a_study_fingerprint_is_the_one_dif_train_gives(tmp_path):
     study = load_study(write_study(tmp_path, models=MODELS[:1]))
     spec = study.models[0]
     plan = plan_model(spec)
-    with Store(tmp_path / "train") as store:
+    with Store(tmp_path / "train") as store, task_threads(study.num_cpus):  # the same threads give the same bytes
         fp = train_from_folders(spec.name, spec.real, spec.generated, spec.config, spec.train_size, store, metadata=spec.metadata)["fingerprint"]
         assert plan.key == fp.train_key
         assert fp.test_files == {"real": [im.source for im in plan.test_real], "fake": [im.source for im in plan.test_fake]}
