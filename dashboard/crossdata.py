@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard.optional import engine_module
 from dashboard.state import get_store, memo, store_root
 from engine.errors import ConfigError
-from engine.fingerprint import Fingerprint
+from engine.storage.fingerprint import Fingerprint
 
 
 def require(name: str, feature: str):
@@ -50,7 +50,7 @@ def cross_for(names: Sequence[str]):
     """CrossResult for ``names`` (in that order), computed once per process per set of trained models."""
     if len(names) < 1:
         raise ConfigError("select at least one model")
-    cross = require("cross", "cross-detection")
+    cross = require("lineage.cross", "cross-detection")
     fps = load_models(names)
     key = (store_root(), tuple((fp.name, fp.train_key) for fp in fps))
     table = memo("cross")
@@ -72,20 +72,20 @@ def cross_for(names: Sequence[str]):
 
 def default_params() -> dict[str, Any]:
     """The engine's default lineage thresholds as a plain dict."""
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     from dataclasses import asdict
 
     return asdict(lineage.LineageParams())
 
 
 def lineage_graph(cross_result, metadata: dict[str, dict] | None, params: dict[str, Any]):
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     return lineage.infer_lineage(cross_result, metadata, lineage.LineageParams(**params))
 
 
 def family_groups(cross_result) -> list[list[str]]:
     """Families (as name lists, largest first) under the default thresholds; singletons when unavailable."""
-    lineage = engine_module("lineage")
+    lineage = engine_module("lineage.graph")
     if lineage is None:
         return [[n] for n in cross_result.names]
     graph = lineage_graph(cross_result, None, default_params())

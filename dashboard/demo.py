@@ -34,7 +34,7 @@ class DemoJob:
     def run(self) -> None:
         start = time.time()
         try:
-            engine_module("zoo").build_demo(get_store(), progress=self.progress)
+            engine_module("zoo.demo").build_demo(get_store(), progress=self.progress)
         except Exception as exc:  # reported in the page; the dashboard still serves the store as it is
             self.error = error_line(exc)
         finally:
@@ -51,7 +51,7 @@ def _demo_job(root: str) -> DemoJob:
 
 def ensure_demo(poll: float = 0.5) -> None:
     """Show the build's progress until the demo zoo is in the store (no-op when disabled or done)."""
-    if not demo_enabled() or engine_module("zoo") is None:
+    if not demo_enabled() or engine_module("zoo.demo") is None:
         return
     job = _demo_job(store_root())
     if not job.finished.is_set():

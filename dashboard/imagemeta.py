@@ -1,6 +1,6 @@
 """The Attribute page's metadata panel: EXIF, software tag and whether a C2PA manifest is present.
 
-C2PA detection lives in the engine (:func:`engine.metadata.c2pa_present`, shared with
+C2PA detection lives in the engine (:func:`engine.provenance.file_metadata.c2pa_present`, shared with
 ``dif provenance``); this module only shapes the panel's summary.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import ExifTags, Image
 
-from engine.metadata import c2pa_present
+from engine.provenance.file_metadata import c2pa_present
 
 SOFTWARE_KEYS = ("Software", "software", "parameters", "prompt", "Comment", "comment", "generator")
 
@@ -44,7 +44,7 @@ def image_metadata(data: bytes) -> dict[str, Any]:
 
 def metadata_rows(data: bytes) -> list[dict[str, str]]:
     """EXIF, XMP and text chunks as (section, field, value) rows: a readable table, not JSON."""
-    from engine.metadata import read_metadata
+    from engine.provenance.file_metadata import read_metadata
 
     meta = read_metadata(data)
     rows = [{"section": "file", "field": "container", "value": meta.container}]

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engine.errors import StoreError
-from engine.store import Store
+from engine.storage.store import Store
 
 REPORT_VERSION = 1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.store import Store
+from engine.storage.store import Store
 
 
 @dataclass(frozen=True)

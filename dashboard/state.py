@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from engine.store import Store, default_root
+from engine.storage.store import Store, default_root
 
 
 def store_root() -> str:

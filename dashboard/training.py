@@ -18,14 +18,14 @@ import torch
 from PIL import Image
 
 from engine.api import calibrate_on_pool, metrics_from_rho, rho_for, train_fingerprint, train_from_folders
-from engine.config import TrainConfig
+from engine.method.config import TrainConfig
 from engine.errors import ConfigError
-from engine.fingerprint import Fingerprint
-from engine.images import LoadedImage
-from engine.reference_pool import cached_default_pool
-from engine.splits import split_groups
-from engine.store import Store
-from engine.train import TrainingCancelled, TrainProgress
+from engine.storage.fingerprint import Fingerprint
+from engine.data.images import LoadedImage
+from engine.data.reference_pool import cached_default_pool
+from engine.data.splits import split_groups
+from engine.storage.store import Store
+from engine.method.dif import TrainingCancelled, TrainProgress
 
 
 HOLDOUT_SHARE = 0.25  # of each class's uploads, kept out of training to measure held-out accuracy
@@ -81,7 +81,7 @@ def estimate_seconds(store: Store, config: TrainConfig) -> tuple[float, int] | N
 def time_two_steps(config: TrainConfig) -> float:
     """Seconds per step measured by running 2 steps on random residuals of the configured size."""
     from engine.device import default_device
-    from engine.methods import fit
+    from engine.method.registry import fit
 
     side = config.crop - 2 * config.border
     g = torch.Generator().manual_seed(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from engine.errors import ImageLoadError
-from engine.images import IMAGE_EXTENSIONS, LoadedImage, load_image
+from engine.data.images import IMAGE_EXTENSIONS, LoadedImage, load_image
 
 SAMPLES_KEY = "attr_samples"  # session key: (server path, true source) of the samples the Models page sends to Attribute
 MAX_ZIP_MEMBERS = 5000

@@ -11,26 +11,26 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from engine.augment import degraded_copies
-from engine.calibration import calibrate, from_card
-from engine.config import TrainConfig
-from engine.denoisers import get_extractor
-from engine.detect import correlate, decide, scores_and_decisions
+from engine.data.augment import degraded_copies
+from engine.method.calibration import calibrate, from_card
+from engine.method.config import TrainConfig
+from engine.residuals.registry import get_extractor
+from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.device import default_device
 from engine.errors import ConfigError
-from engine.fingerprint import Fingerprint
-from engine.format_bias import format_warnings, resave_jpeg
-from engine.images import LoadedImage, center_crop, load_images
-from engine.methods import fit, leave_one_out_rho
-from engine.metrics import detection_metrics
-from engine.names import validate_name
-from engine.reference_pool import ReferencePool, pool_id
-from engine.residuals import compute_residuals
-from engine.splits import split_groups, split_half, take
-from engine.store import Store
-from engine.tiles import DEFAULT_MAX_TILES, Box, tiles_of
-from engine.train import ProgressFn
-from engine.watermark_match import mark_share, survey
+from engine.storage.fingerprint import Fingerprint
+from engine.data.format_bias import format_warnings, resave_jpeg
+from engine.data.images import LoadedImage, center_crop, load_images
+from engine.method.registry import fit, leave_one_out_rho
+from engine.method.metrics import detection_metrics
+from engine.storage.names import validate_name
+from engine.data.reference_pool import ReferencePool, pool_id
+from engine.residuals.compute import compute_residuals
+from engine.data.splits import split_groups, split_half, take
+from engine.storage.store import Store
+from engine.data.tiles import DEFAULT_MAX_TILES, Box, tiles_of
+from engine.method.dif import ProgressFn
+from engine.provenance.watermark_match import mark_share, survey
 
 ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generated side positive)
 ResidualProgress = Callable[[int, int], None]
@@ -223,8 +223,8 @@ def train_fingerprint(
 
 def correlate_tensor(tensor: torch.Tensor, residuals: torch.Tensor, method: str) -> np.ndarray:
     """Plain correlations of residuals with a bare fingerprint tensor (before it has a card)."""
-    from engine.correlation import rho_matrix
-    from engine.methods import features
+    from engine.method.correlation import rho_matrix
+    from engine.method.registry import features
 
     return rho_matrix(features(method, residuals), tensor.unsqueeze(0)).double().cpu().numpy()[:, 0]
 
@@ -323,7 +323,7 @@ def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], 
     """N images x M fingerprints correlations; one residual pass per distinct geometry, not per model.
 
     With ``max_tiles`` > 1 an image larger than two crops is scored on a spread of tiles and its
-    correlation is their mean (``engine/tiles.py``)."""
+    correlation is their mean (``engine/data/tiles.py``)."""
     return tiled_rho(fingerprints, images, store, device, pad, progress, max_tiles)[0]
 
 
@@ -398,7 +398,7 @@ def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None 
 
 def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:
     """Group-aware seeded halves of the images under ``folder``."""
-    from engine.images import list_images
+    from engine.data.images import list_images
 
     files = list_images(folder)
     try:

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=256)
     args = parser.parse_args()
-    from engine.denoisers import get_extractor
+    from engine.residuals.registry import get_extractor
 
     images = photo_batch(args.images, args.crop)
     print(f"| extractor | threads | ms per {args.crop}x{args.crop} image |")

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.store import Store  # noqa: E402
+from engine.storage.store import Store  # noqa: E402
 from engine.study.backends import RayBackend, SequentialBackend  # noqa: E402
 from engine.study.runner import run_study  # noqa: E402
 from engine.study.spec import load_study  # noqa: E402
-from engine.zoo import MODELS, ZooConfig, build_demo  # noqa: E402
+from engine.zoo.demo import MODELS, ZooConfig, build_demo  # noqa: E402
 
 
 def write_study(folder: Path, zoo_root: Path, args) -> Path:

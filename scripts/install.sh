@@ -17,7 +17,7 @@ apt_install() {  # Debian packages, only when missing
 }
 # OpenCV (pulled in by invisible-watermark, the SD watermark decoder) needs libGL and glib at import.
 apt_install libgl1 libglib2.0-0
-# Real photographs for the default reference pool mu_real is calibrated on (engine/reference_pool.py).
+# Real photographs for the default reference pool mu_real is calibrated on (engine/data/reference_pool.py).
 apt_install mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04
 # The CPU build of torch (a plain `pip install torch` may pull a multi-GB CUDA build).
 $PY -c "import torch" 2>/dev/null || $PY -m pip install -q torch==2.13.0

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from engine.images import list_images, load_image
-from engine.watermark import SD_PAYLOAD, embed_sd_watermark, read_sd_watermark
+from engine.data.images import list_images, load_image
+from engine.provenance.watermark import SD_PAYLOAD, embed_sd_watermark, read_sd_watermark
 
 THRESHOLDS = (0.55, 0.6, 0.65, 0.7, 0.72, 0.75, 0.85)
 PHOTOS = ("astronaut", "camera", "hubble_deep_field", "coffee", "chelsea", "rocket", "retina", "colorwheel", "immunohistochemistry")

@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.bench import _rho, train_rho
-from engine.config import TrainConfig
-from engine.denoisers import DEFAULT_EXTRACTOR, get_extractor
-from engine.detect import decide, signed_score
+from engine.bench.runner import _rho, train_rho
+from engine.method.config import TrainConfig
+from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
+from engine.method.detect import decide, signed_score
 from engine.device import default_device
-from engine.images import list_images, load_images
-from engine.metrics import detection_metrics
-from engine.residuals import compute_residuals
-from engine.splits import split_half, take
-from engine.store import Store
-from engine.train import fit_dif
+from engine.data.images import list_images, load_images
+from engine.method.metrics import detection_metrics
+from engine.residuals.compute import compute_residuals
+from engine.data.splits import split_half, take
+from engine.storage.store import Store
+from engine.method.dif import fit_dif
 
 
 def main() -> int:

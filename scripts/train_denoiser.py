@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from engine.denoisers.train_dncnn import DenoiserTrainConfig, train_dncnn
+from engine.residuals.train_dncnn import DenoiserTrainConfig, train_dncnn
 
 TRAIN = [
     "/usr/share/backgrounds/Picture_0B_by_freespace.jpg",
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="engine/denoisers/weights/dncnn_color.safetensors")
+    parser.add_argument("--out", default="engine/residuals/weights/dncnn_color.safetensors")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

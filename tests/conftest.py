@@ -93,7 +93,7 @@ def tiny_dataset(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture()
 def store(tmp_path):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     s = Store(tmp_path / "store")
     yield s

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.fingerprint import Fingerprint
-from engine.store import Store
+from engine.storage.fingerprint import Fingerprint
+from engine.storage.store import Store
 from zoo_fixtures import tiny_zoo
 
 MODELS = ("zoo-base", "zoo-ft-a", "zoo-seed2", "zoo-shuffle")

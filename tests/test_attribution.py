@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.attribution import UNKNOWN, UPSCALE_CLIFF_WARN, attribute, image_warnings, jpeg_quality, resampling_evidence
+from engine.lineage.attribution import UNKNOWN, UPSCALE_CLIFF_WARN, attribute, image_warnings, jpeg_quality, resampling_evidence
 from engine.errors import ConfigError
-from engine.images import load_image
+from engine.data.images import load_image
 from zoo_fixtures import tiny_zoo
 
 

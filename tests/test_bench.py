@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.bench import BenchConfig, markdown_table, run_bench, write_outputs
+from engine.bench.runner import BenchConfig, markdown_table, run_bench, write_outputs
 from engine.errors import ConfigError
-from engine.images import LoadedImage
-from engine.perturb import PERTURBATIONS, perturb
+from engine.data.images import LoadedImage
+from engine.data.perturb import PERTURBATIONS, perturb
 
 
 def _image(pixels: np.ndarray) -> LoadedImage:
@@ -33,7 +33,7 @@ def test_every_perturbation_keeps_shape_and_changes_the_hash(name):
 
 
 def test_bench_grid_writes_json_and_markdown(tiny_dataset, tmp_path):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8, 16), methods=("dif", "marra18"), steps=10, extractor="wavelet", crop=64, border=8, perturb=("none", "jpeg75"), correlations=("plain", "shift-max"))
     with Store(tmp_path / "store") as store:
@@ -51,7 +51,7 @@ def test_bench_grid_writes_json_and_markdown(tiny_dataset, tmp_path):
 
 def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path):
     """Perturbed and mixed training sets, the reference-pool calibrations, the watermark probe."""
-    from engine.store import Store
+    from engine.storage.store import Store
 
     cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18",), extractor="wavelet", crop=64, border=8,
                       train_variants=("default", "no-wm-match", "mixed", "blur3"))
@@ -90,7 +90,7 @@ def test_bench_refuses_unknown_training_variant(tiny_dataset):
 
 
 def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_path, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     out = tmp_path / "bench"
     code = main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64",
@@ -103,7 +103,7 @@ def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_
 
 
 def test_resume_reuses_kept_fits_and_time_limit_reports_the_rest(tiny_dataset, tmp_path):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18", "joslin20"), repeats=2, crop=64, border=8, reference_pool=False)
     kept: list[list[dict]] = []
@@ -119,7 +119,7 @@ def test_resume_reuses_kept_fits_and_time_limit_reports_the_rest(tiny_dataset, t
 
 
 def test_from_json_rerenders_tables_and_names_a_bad_file(tiny_dataset, tmp_path, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     out = tmp_path / "bench"
     assert main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64", "--perturb", "none,jpeg75",

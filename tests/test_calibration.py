@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import pytest
 
-from engine.calibration import Calibration, calibrate
+from engine.method.calibration import Calibration, calibrate
 
 
 def test_posterior_is_half_between_equal_spread_classes_and_sign_agnostic():
@@ -35,14 +35,14 @@ def test_round_trip_through_the_card():
 
 def test_trained_model_carries_a_held_out_calibration(tiny_dataset):
     from engine.api import detect, train_from_folders
-    from engine.config import TrainConfig
-    from engine.images import list_images, load_image
+    from engine.method.config import TrainConfig
+    from engine.data.images import list_images, load_image
 
     cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8)
     result = train_from_folders("cal", tiny_dataset["real"], tiny_dataset["fake"], cfg, train_size=6)
     fp = result["fingerprint"]
     # the band and the means come from images that neither the fit nor the test used
-    from engine.images import content_hash
+    from engine.data.images import content_hash
 
     test_hashes = {content_hash(open(p, "rb").read()) for p in fp.test_files["real"] + fp.test_files["fake"]}
     fit_hashes = set(fp.train_files["real"]) | set(fp.train_files["fake"])
@@ -57,9 +57,9 @@ def test_real_fpr_cut_flags_at_most_the_target_of_its_reference_and_moves_withou
     from dataclasses import replace
 
     from engine.api import train_fingerprint
-    from engine.config import TrainConfig
-    from engine.detect import decide
-    from engine.images import list_images, load_image
+    from engine.method.config import TrainConfig
+    from engine.method.detect import decide
+    from engine.data.images import list_images, load_image
 
     real = [load_image(p, crop=None) for p in list_images(tiny_dataset["real"])]
     fake = [load_image(p, crop=None) for p in list_images(tiny_dataset["fake"])]

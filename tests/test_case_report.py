@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -48,10 +48,10 @@ def test_report_to_an_unwritable_place_is_one_line(tiny_store, tmp_path, capsys)
 
 def test_summary_flags_inconclusive_and_unknown(tiny_store):
     """The three states of the headline, from real attributions of the tiny store's models."""
-    from engine.attribution import attribute
-    from engine.case_report import summarise
-    from engine.images import load_image
-    from engine.store import Store
+    from engine.lineage.attribution import attribute
+    from engine.lineage.case_report import summarise
+    from engine.data.images import load_image
+    from engine.storage.store import Store
 
     with Store(tiny_store["store"]) as store:
         fps = [store.load(n) for n in tiny_store["names"]]

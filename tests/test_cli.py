@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.correlation import rho, rho_matrix
-from engine.detect import decide, signed_score
-from engine.losses import contrastive_correlation_loss
-from engine.metrics import average_precision, detection_metrics, roc_auc
+from engine.method.correlation import rho, rho_matrix
+from engine.method.detect import decide, signed_score
+from engine.method.losses import contrastive_correlation_loss
+from engine.method.metrics import average_precision, detection_metrics, roc_auc
 
 
 def test_rho_is_pearson_over_all_pixels():

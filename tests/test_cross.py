@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.api import evaluate
-from engine.cross import CrossResult, cross_detect, load_test_sets
+from engine.lineage.cross import CrossResult, cross_detect, load_test_sets
 from engine.errors import ConfigError
 from zoo_fixtures import tiny_zoo
 
@@ -115,9 +115,9 @@ def test_models_of_different_crops_share_one_matrix(zoo, tmp_path):
     from skimage import data
 
     from engine.api import train_fingerprint
-    from engine.config import TrainConfig
-    from engine.images import load_image
-    from engine.lineage import infer_lineage
+    from engine.method.config import TrainConfig
+    from engine.data.images import load_image
+    from engine.lineage.graph import infer_lineage
 
     store, fps, _ = zoo
     photo = data.rocket()

@@ -37,8 +37,8 @@ def fine_tuned(seed: int, shift_seed: int, scale: float = 0.03) -> TinyGenerator
 def build_tiny_store(root: Path) -> dict:
     """Write images, train three fingerprints into ``root / 'store'``; return paths and names."""
     from engine.api import train_from_folders
-    from engine.config import TrainConfig
-    from engine.store import Store
+    from engine.method.config import TrainConfig
+    from engine.storage.store import Store
 
     tiles = photo_tiles(64, per_photo=12)
     fake_src = [t for t in tiles if t[0].startswith(("astronaut", "rocket"))]
@@ -152,7 +152,7 @@ def test_models_page_trains_from_uploads_and_rejects_bad_names(tiny):
     no_errors(at)
     assert any("Stored uploaded" in s.value for s in at.success)
     assert "uploaded" in set(at.dataframe[0].value["name"])  # the table was redrawn with the new model
-    from engine.store import Store
+    from engine.storage.store import Store
 
     with Store(tiny["store"]) as store:
         fp = store.load("uploaded")
@@ -171,8 +171,8 @@ def test_model_detail_download_round_trips(tiny, monkeypatch):
     import torch
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    from engine.fingerprint import parse_fingerprint
-    from engine.store import Store
+    from engine.storage.fingerprint import parse_fingerprint
+    from engine.storage.store import Store
 
     storages: list[MemoryMediaFileStorage] = []
 
@@ -212,7 +212,7 @@ def test_import_rejects_garbage_with_one_line(tiny):
     assert at.dataframe[0].value.shape[0] == 3
 
 
-@needs("cross")
+@needs("lineage.cross")
 def test_cross_page_heatmap(tiny):
     at = app_on("views/cross.py")
     no_errors(at)
@@ -238,7 +238,7 @@ def test_cross_page_heatmap(tiny):
     assert min(at_("gen0", "gen0-ft"), at_("gen0-ft", "gen0")) >= 85, z
 
 
-@needs("cross")
+@needs("lineage.cross")
 def test_cross_page_no_models_selected_is_one_error(tiny):
     at = app_on("views/cross.py")
     at.multiselect(key="cross_models").set_value([]).run()
@@ -246,7 +246,7 @@ def test_cross_page_no_models_selected_is_one_error(tiny):
     assert len(at.error) == 1 and "No models selected" in at.error[0].value
 
 
-@needs("lineage")
+@needs("lineage.graph")
 def test_lineage_share_round_trip(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)
@@ -255,7 +255,7 @@ def test_lineage_share_round_trip(tiny):
     no_errors(at)
     report_id = at.query_params["report"]
     report_id = report_id[0] if isinstance(report_id, list) else report_id
-    from engine.store import Store
+    from engine.storage.store import Store
 
     with Store(tiny["store"]) as store:
         payload = store.load_report(report_id)
@@ -274,7 +274,7 @@ def test_lineage_bad_report_is_one_error(tiny):
     assert len(at.error) == 1 and "invalid name" in at.error[0].value
 
 
-@needs("attribution")
+@needs("lineage.attribution")
 def test_attribute_ranks_generator_first(tiny):
     at = app_on("views/attribute.py")
     no_errors(at)
@@ -356,7 +356,7 @@ def test_zip_uploads_are_read_in_memory():
 def test_serve_command_is_loopback_and_xsrf_safe():
     import argparse
 
-    from engine.cli_serve import is_loopback, serve_env, streamlit_command
+    from engine.cli.serve import is_loopback, serve_env, streamlit_command
 
     cmd = streamlit_command(8501, "127.0.0.1")
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
@@ -365,8 +365,8 @@ def test_serve_command_is_loopback_and_xsrf_safe():
     assert is_loopback("::1") and not is_loopback("0.0.0.0")
     env = serve_env(argparse.Namespace(cache=None, no_demo=True, address="0.0.0.0"))
     assert env["DIF_DEMO"] == "0" and env["DIF_SERVER_PATHS"] == "0"
-    from engine.cli import _add_common
-    from engine.cli_serve import register
+    from engine.cli.main import _add_common
+    from engine.cli.serve import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"), _add_common)

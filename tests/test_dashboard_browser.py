@@ -59,7 +59,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> floa
 @contextmanager
 def _streamlit(store: Path, demo: bool) -> Iterator[str]:
     """A real ``streamlit run`` of the app on a free loopback port, serving ``store``; yields its URL."""
-    from engine.cli_serve import streamlit_command
+    from engine.cli.serve import streamlit_command
 
     port = _free_port()
     env = dict(os.environ, DIF_CACHE_DIR=str(store), DIF_DEMO="1" if demo else "0", DIF_SERVER_PATHS="1")
@@ -147,8 +147,8 @@ def test_models_address_answers(server, browser):
 def test_attribute_upload_ranks_its_model_first(server, browser):
     from dashboard.optional import engine_module
 
-    if engine_module("attribution") is None:
-        pytest.skip("engine.attribution not installed yet")
+    if engine_module("lineage.attribution") is None:
+        pytest.skip("engine.lineage.attribution not installed yet")
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     _open(page, server["url"] + "/attribute", "Attribute")
     image = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[-1]
@@ -171,8 +171,8 @@ def test_attribute_upload_ranks_its_model_first(server, browser):
 def test_lineage_share_link_opens_same_view(server, browser):
     from dashboard.optional import engine_module
 
-    if engine_module("lineage") is None or engine_module("cross") is None:
-        pytest.skip("engine.cross / engine.lineage not installed yet")
+    if engine_module("lineage.graph") is None or engine_module("lineage.cross") is None:
+        pytest.skip("engine.lineage.cross / engine.lineage.graph not installed yet")
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     _open(page, server["url"] + "/lineage", "Lineage")
     _no_traceback(page)
@@ -228,7 +228,7 @@ def test_training_shows_progress_and_cancels(server, browser):
     expect(page.get_by_text("Training cancelled").first).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=30_000)
     _no_traceback(page)
-    from engine.store import Store
+    from engine.storage.store import Store
 
     with Store(server["store"]) as store:
         assert not store.exists("cancel-me")

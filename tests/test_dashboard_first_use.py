@@ -28,7 +28,7 @@ def store_copy(tiny, tmp_path, monkeypatch):
 
 
 def _add_copy(root, source: str, name: str, **changes) -> None:
-    from engine.store import Store
+    from engine.storage.store import Store
 
     with Store(root) as store:
         fp = store.load(source)
@@ -79,8 +79,8 @@ def recording(monkeypatch):
 
 
 # ------------------------------------------------------------------ point 2
-@needs("cross")
-@needs("lineage")
+@needs("lineage.cross")
+@needs("lineage.graph")
 def test_a_model_without_held_out_images_is_left_out_not_fatal(store_copy):
     """Point 2: one upload-trained model without test files used to replace both pages by one error."""
     _add_copy(store_copy, "gen1", "newcomer", test_files={}, test_metrics={})
@@ -93,7 +93,7 @@ def test_a_model_without_held_out_images_is_left_out_not_fatal(store_copy):
 
 
 # ------------------------------------------------------------------ point 3
-@needs("attribution")
+@needs("lineage.attribution")
 def test_headline_gives_confidence_and_flags_a_near_tie(tiny, store_copy):
     """Point 3: the verdict carries its calibrated confidence; two models claiming alike are a near-tie."""
     at = app_on("views/attribute.py")
@@ -110,7 +110,7 @@ def test_headline_gives_confidence_and_flags_a_near_tie(tiny, store_copy):
     assert any("**near-tie**" in h and "margin 0.000" in h for h in head), head
 
 
-@needs("attribution")
+@needs("lineage.attribution")
 def test_provenance_disagreement_is_in_the_headline(tiny):
     """Point 3: generation parameters naming Stable Diffusion, fingerprint says gen1: said in the headline."""
     name, data, _ = _gen_png(tiny)
@@ -126,7 +126,7 @@ def test_provenance_disagreement_is_in_the_headline(tiny):
 
 
 # ------------------------------------------------------------------ batch summary, case report, EXIF table, zero-byte upload
-@needs("attribution")
+@needs("lineage.attribution")
 def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     """Point 7 and What-to-build: 15 images give one summary table (+ CSV, + case report), details one at a
     time; a zero-byte upload is named by its file name."""
@@ -154,7 +154,7 @@ def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     assert f"engine {__version__}" in report and "held-out accuracy" in report and "gen0-ft" in report
 
 
-@needs("attribution")
+@needs("lineage.attribution")
 def test_exif_is_a_table_and_the_analysed_region_is_named(tiny):
     """EXIF as rows of a table (not JSON); point 5: the caption says which region was analysed."""
     from skimage import data
@@ -179,7 +179,7 @@ def test_exif_is_a_table_and_the_analysed_region_is_named(tiny):
 
 def test_with_boxes_draws_the_analysed_region():
     from dashboard.figures import with_boxes
-    from engine.tiles import centre_box
+    from engine.data.tiles import centre_box
 
     out = with_boxes(np.zeros((150, 200, 3), np.uint8), [centre_box(150, 200, 64)])
     red = (out[:, :, 0] > 200) & (out[:, :, 1] < 80)
@@ -206,7 +206,7 @@ def test_upload_training_holds_out_a_quarter_and_reports_it(store_copy, tiny):
     no_errors(at)
     done = [s.value for s in at.success if "Stored checked" in s.value]
     assert done and "held-out accuracy" in done[0], [s.value for s in at.success]
-    from engine.store import Store
+    from engine.storage.store import Store
 
     with Store(store_copy) as store:
         fp = store.load("checked")
@@ -226,8 +226,8 @@ def test_upload_training_holds_out_a_quarter_and_reports_it(store_copy, tiny):
 # ------------------------------------------------------------------ point 6
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    from engine.store import Store
-    from engine.zoo import build_demo
+    from engine.storage.store import Store
+    from engine.zoo.demo import build_demo
 
     root = tmp_path_factory.mktemp("demo_zoo") / "store"
     with Store(root) as store:
@@ -235,7 +235,7 @@ def demo_store(tmp_path_factory):
     return root
 
 
-@needs("lineage")
+@needs("lineage.graph")
 def test_demo_lineage_shows_truth_and_recovers_its_families(demo_store, monkeypatch):
     """Point 6: the demo zoo's truth beside the inferred graph, with ARI and recall; the page's defaults
     recover the three families (the engine's 0.70 gave ARI 0.50, as the issue reported)."""
@@ -267,7 +267,7 @@ def test_landing_section_samples_attribute_in_one_click(tiny):
     assert any("true sources:" in i.value for i in at.info)  # so the verdict can be checked
 
 
-@needs("lineage")
+@needs("lineage.graph")
 def test_lineage_sliders_explain_themselves_and_bad_report_has_a_way_back(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)
@@ -282,7 +282,7 @@ def test_lineage_sliders_explain_themselves_and_bad_report_has_a_way_back(tiny):
     assert len(bad.get("plotly_chart")) == 1
 
 
-@needs("cross")
+@needs("lineage.cross")
 def test_heatmap_says_balanced_accuracy_and_chance(tiny):
     at = app_on("views/cross.py")
     no_errors(at)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli_serve import MAX_UPLOAD_MB
+from engine.cli.serve import MAX_UPLOAD_MB
 
 pytestmark = pytest.mark.browser
 
@@ -60,9 +60,9 @@ def pick_images(store_root: Path, per_model: int) -> list[tuple[Path, str]]:
     gen0-ft is gen0's fine-tune, so a gen0 image may go to either; what the concurrent sessions must
     show is the answer a single, undisturbed call gives for *their* image.
     """
-    from engine.attribution import attribute
-    from engine.images import load_image
-    from engine.store import Store
+    from engine.lineage.attribution import attribute
+    from engine.data.images import load_image
+    from engine.storage.store import Store
 
     with Store(store_root) as store:
         fingerprints = store.list()

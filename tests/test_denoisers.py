@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.denoisers import DNCNN_WEIGHTS, dncnn_card, get_extractor
-from engine.denoisers.wavelet import haar_analysis, haar_synthesis
+from engine.residuals.registry import DNCNN_WEIGHTS, dncnn_card, get_extractor
+from engine.residuals.wavelet import haar_analysis, haar_synthesis
 
 
 def _photo_crops(size: int = 96) -> torch.Tensor:

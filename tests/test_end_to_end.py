@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from engine.api import train_from_folders
-from engine.config import TrainConfig
+from engine.method.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def dif_result(tiny_dataset, tmp_path_factory):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     store = Store(tmp_path_factory.mktemp("e2e_store"))
     config = TrainConfig(method="dif", extractor="wavelet", crop=64, border=8, steps=150, batch=32, seed=0)
@@ -39,7 +39,7 @@ def test_learned_means_are_apart_and_stored(dif_result):
 
 def test_held_out_halves_share_no_source_photo(tiny_dataset):
     from engine.api import split_folder
-    from engine.splits import group_of
+    from engine.data.splits import group_of
 
     train, test = split_folder(tiny_dataset["real"], seed=0)
     assert {group_of(p) for p in train}.isdisjoint({group_of(p) for p in test})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
-from engine.store import Store
+from engine.storage.store import Store
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 DIF = [sys.executable, "-m", "engine.cli"]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import photo_tiles
 
-from engine.denoisers import get_extractor
-from engine.denoisers.ffdnet import load_ffdnet
+from engine.residuals.registry import get_extractor
+from engine.residuals.ffdnet import load_ffdnet
 from engine.errors import ConfigError
 
 
@@ -32,7 +32,7 @@ def test_trained_weights_remove_noise_of_their_level(clean, sigma):
     assert gain > 2.0, f"FFDNet gained only {gain:.2f} dB at sigma {sigma}"
     # an untrained network of the same shape does not denoise: the gain comes from the weights
     torch.manual_seed(0)
-    from engine.denoisers.ffdnet import FFDNet
+    from engine.residuals.ffdnet import FFDNet
 
     with torch.inference_mode():
         assert _psnr(FFDNet()(noisy, sigma / 255.0), clean) < _psnr(noisy, clean)

@@ -22,12 +22,12 @@ import torch
 from safetensors.torch import save as st_save
 
 from engine.api import train_fingerprint
-from engine.cli import main as dif_main
-from engine.config import TrainConfig
+from engine.cli.main import main as dif_main
+from engine.method.config import TrainConfig
 from engine.errors import DifError
-from engine.fingerprint import tensors_digest
-from engine.images import list_images, load_image
-from engine.store import Store
+from engine.storage.fingerprint import tensors_digest
+from engine.data.images import list_images, load_image
+from engine.storage.store import Store
 
 CFG = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8, steps=1, batch=8)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from engine.errors import ImageLoadError
-from engine.images import load_image
+from engine.data.images import load_image
 
 EXAMPLES = int(os.environ.get("DIF_FUZZ_EXAMPLES", 300))
 TRIED = {"inputs": 0, "decoded": 0, "refused": 0}

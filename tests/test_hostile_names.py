@@ -1,6 +1,6 @@
 """Hostile model names and report ids never become paths: refused with one line, nothing written anywhere.
 
-Covers engine.names.validate_name, the Store (models and reports) and the dashboard's ``?report=`` link.
+Covers engine.storage.names.validate_name, the Store (models and reports) and the dashboard's ``?report=`` link.
 Non-UTF-8 names arrive as ``os.fsdecode`` surrogate-escaped text, the way argv and file names do.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError, DifError
-from engine.names import validate_name
-from engine.store import Store
+from engine.storage.names import validate_name
+from engine.storage.store import Store
 
 HOSTILE = [
     "../x",

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImageLoadError
-from engine.images import center_crop, list_images, load_image, load_images
+from engine.data.images import center_crop, list_images, load_image, load_images
 
 
 def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -170,8 +170,8 @@ def test_center_crop_keeps_the_eight_pixel_phase_of_even_margins():
 
 def test_the_centre_box_is_the_region_center_crop_analyses():
     """The box the dashboard draws for a single-crop analysis is exactly the region center_crop takes."""
-    from engine.images import center_crop
-    from engine.tiles import centre_box
+    from engine.data.images import center_crop
+    from engine.data.tiles import centre_box
 
     pixels = np.arange(300 * 500 * 3, dtype=np.int64).reshape(300, 500, 3)
     top, left, h, w = centre_box(300, 500, 256)
@@ -182,7 +182,7 @@ def test_the_centre_box_is_the_region_center_crop_analyses():
 def test_empty_bytes_are_named_by_the_given_name():
     """Issue 13: a zero-byte upload was reported as '<bytes>: empty file'."""
     from engine.errors import ImageLoadError
-    from engine.images import load_image
+    from engine.data.images import load_image
 
     with pytest.raises(ImageLoadError, match=r"^holiday\.png: empty file"):
         load_image(b"", crop=None, name="holiday.png")

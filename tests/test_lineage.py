@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cross import CrossResult
+from engine.lineage.cross import CrossResult
 from engine.errors import ConfigError
-from engine.lineage import (
+from engine.lineage.graph import (
     LineageParams,
     adjusted_rand_index,
     affinity_matrix,
@@ -151,7 +151,7 @@ def test_html_png_and_figure(tmp_path):
         rgb = np.asarray(im.convert("RGB"))
         assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 10  # something was drawn
     # issue 13: a legend below the graph, one colour swatch per family (the old PNG had none)
-    from engine.lineage import _palette, families
+    from engine.lineage.graph import _palette, families
 
     legend = rgb[-130:].reshape(-1, 3)
     for f in range(len(families(g))):
@@ -159,7 +159,7 @@ def test_html_png_and_figure(tmp_path):
         assert (np.abs(legend.astype(int) - colour).sum(axis=1) == 0).sum() > 50, f
     from PIL import ImageFont
 
-    from engine.lineage import PNG_FONT_SIZE
+    from engine.lineage.graph import PNG_FONT_SIZE
 
     font = ImageFont.load_default(size=PNG_FONT_SIZE)
     assert font.getlength("arrows come") - font.getlength("arrowscome") >= 3  # a visible space: words do not run together
@@ -169,8 +169,8 @@ def test_html_png_and_figure(tmp_path):
 
 
 def test_lineage_recovers_the_tiny_zoo_families():
-    from engine.cross import cross_detect
-    from engine.lineage import truth_from_metadata
+    from engine.lineage.cross import cross_detect
+    from engine.lineage.graph import truth_from_metadata
     from zoo_fixtures import tiny_zoo
 
     store, manifest = tiny_zoo()

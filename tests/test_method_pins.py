@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from conftest import generate, photo_tiles, write_pngs
-from engine.config import TrainConfig
-from engine.correlation import rho_matrix
-from engine.denoisers import get_extractor
-from engine.detect import decide
-from engine.images import LoadedImage, content_hash, load_images, to_tensor_batch
-from engine.residuals import compute_residuals, residual_key, trim
+from engine.method.config import TrainConfig
+from engine.method.correlation import rho_matrix
+from engine.residuals.registry import get_extractor
+from engine.method.detect import decide
+from engine.data.images import LoadedImage, content_hash, load_images, to_tensor_batch
+from engine.residuals.compute import compute_residuals, residual_key, trim
 
 CPU = torch.device("cpu")
 CROP, BORDER = 64, 8
@@ -57,7 +57,7 @@ def periodic_pattern(seed: int, period: int = 8) -> torch.Tensor:
 
 
 def balanced_accuracy(rho_neg: np.ndarray, rho_pos: np.ndarray, mu_real: float, mu_fake: float) -> float:
-    """Closer-mean rule of engine.detect.decide; mean of the per-class accuracies."""
+    """Closer-mean rule of engine.method.detect.decide; mean of the per-class accuracies."""
     return 0.5 * (float(np.mean(~decide(rho_neg, mu_real, mu_fake))) + float(np.mean(decide(rho_pos, mu_real, mu_fake))))
 
 
@@ -83,7 +83,7 @@ def residual_sets():
 
 
 def fit_and_score(residual_sets, planted: bool) -> dict:
-    from engine.train import fit_dif
+    from engine.method.dif import fit_dif
 
     sets, pattern, amplitude = residual_sets
     add = amplitude * pattern if planted else torch.zeros_like(pattern)
@@ -179,7 +179,7 @@ def test_product_path_flags_the_trace_not_the_content(tmp_path):
 @pytest.mark.parametrize("method", ["marra18", "joslin20"])
 def test_leave_one_out_equals_explicit_loop(method):
     """leave_one_out_rho(method, mean, fake)[i] == rho(features of image i, mean features of the others)."""
-    from engine.methods import features, fit, leave_one_out_rho
+    from engine.method.registry import features, fit, leave_one_out_rho
 
     fake_tiles = generate(photo_tiles(CROP, names=("astronaut",), per_photo=7), seed=0)
     fake = compute_residuals(loaded(fake_tiles), get_extractor("wavelet", CPU), BORDER)
@@ -200,7 +200,7 @@ def test_leave_one_out_equals_explicit_loop(method):
 
 @pytest.mark.parametrize("extractor_name", ["wavelet", "ffdnet-s5"])
 def test_cached_residuals_equal_fresh_ones(tmp_path, extractor_name):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     images = loaded(photo_tiles(CROP, per_photo=2))
     ext = get_extractor(extractor_name, CPU)

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from engine.cli import main
-from engine.metadata import MAX_TEXT, c2pa_present, read_metadata
-from engine.provenance import compare, read_provenance
-from engine.watermark import ALIGNED_PRESENT, SD_GENERATOR, embed_sd_watermark, read_sd_watermark
+from engine.cli.main import main
+from engine.provenance.file_metadata import MAX_TEXT, c2pa_present, read_metadata
+from engine.provenance.signals import compare, read_provenance
+from engine.provenance.watermark import ALIGNED_PRESENT, SD_GENERATOR, embed_sd_watermark, read_sd_watermark
 
 EXACT_PHOTOS = ("astronaut", "camera", "hubble_deep_field")
 CROP_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "colorwheel", "retina")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from engine.api import calibrate_on_pool, rho_for, train_from_folders
-from engine.cli import main
-from engine.config import TrainConfig
-from engine.reference_pool import DEBIAN_PHOTOS, SKIMAGE_PHOTOS, default_pool, folder_pool, tiles_of
+from engine.cli.main import main
+from engine.method.config import TrainConfig
+from engine.data.reference_pool import DEBIAN_PHOTOS, SKIMAGE_PHOTOS, default_pool, folder_pool, tiles_of
 from tests.conftest import photo_tiles, write_pngs
 
 

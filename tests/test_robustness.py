@@ -9,13 +9,13 @@ import torch
 from conftest import photo_tiles, write_pngs
 from PIL import Image
 
-from engine.config import TrainConfig
+from engine.method.config import TrainConfig
 
 TINY = dict(extractor="wavelet", crop=64, border=8)
 
 
 def _loaded(pixels: np.ndarray, name: str = "x.png"):
-    from engine.images import LoadedImage, content_hash
+    from engine.data.images import LoadedImage, content_hash
 
     return LoadedImage(pixels, name, content_hash(pixels.tobytes()), (pixels.shape[1], pixels.shape[0]), "RGB", "PNG")
 
@@ -23,7 +23,7 @@ def _loaded(pixels: np.ndarray, name: str = "x.png"):
 # ---------------------------------------------------------------- tiles
 @pytest.mark.parametrize("h,w,max_tiles,count", [(256, 256, 9, 1), (300, 300, 9, 1), (512, 512, 9, 4), (1024, 768, 9, 9), (3000, 3000, 1, 1), (600, 300, 9, 2)])
 def test_tile_boxes_cover_large_images_on_the_8_pixel_grid(h, w, max_tiles, count):
-    from engine.tiles import centre_box, tile_boxes
+    from engine.data.tiles import centre_box, tile_boxes
 
     boxes = tile_boxes(h, w, 256, max_tiles)
     assert len(boxes) == count
@@ -39,7 +39,7 @@ def test_tile_boxes_cover_large_images_on_the_8_pixel_grid(h, w, max_tiles, coun
 def test_a_large_image_is_scored_on_its_tiles_and_its_rho_is_their_mean(tiny_dataset, store):
     """Four generated 64-px images side by side: the 128-px mosaic's rho is the mean of the four images' rho."""
     from engine.api import detect, train_from_folders
-    from engine.images import list_images, load_images
+    from engine.data.images import list_images, load_images
 
     fp = train_from_folders("m", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
     parts, _ = load_images(list_images(tiny_dataset["fake"])[:4], crop=None)
@@ -57,7 +57,7 @@ def test_a_large_image_is_scored_on_its_tiles_and_its_rho_is_their_mean(tiny_dat
 
 # ---------------------------------------------------------------- degraded copies
 def test_degraded_copies_are_seeded_named_and_change_the_pixels():
-    from engine.augment import degraded_copies
+    from engine.data.augment import degraded_copies
 
     [(_, tile)] = photo_tiles(64, names=("astronaut",), per_photo=1)
     im = _loaded(tile)
@@ -81,7 +81,7 @@ def test_augmented_fit_uses_the_copies_and_keeps_old_train_keys(tiny_dataset, st
     """An augmented fit is another fingerprint (other key, other tensor); without augmentation the key
     does not mention it, so fingerprints stored before the option existed are still found."""
     from engine.api import train_from_folders, train_key
-    from engine.denoisers import get_extractor
+    from engine.residuals.registry import get_extractor
 
     plain = train_from_folders("p", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
     before = len(store.residuals)
@@ -108,7 +108,7 @@ def _periodic_case(shift: tuple[int, int]):
 
 @pytest.mark.parametrize("mode", ["plain", "periodic", "phase"])
 def test_periodic_statistics_see_a_faint_8_pixel_pattern(mode):
-    from engine.correlation import rho_matrix
+    from engine.method.correlation import rho_matrix
 
     with_pattern, without, f = _periodic_case((0, 0))
     hit, miss = rho_matrix(with_pattern, f, mode)[:, 0], rho_matrix(without, f, mode)[:, 0]
@@ -118,7 +118,7 @@ def test_periodic_statistics_see_a_faint_8_pixel_pattern(mode):
 
 
 def test_phase_statistic_does_not_depend_on_where_the_crop_starts():
-    from engine.correlation import rho_matrix
+    from engine.method.correlation import rho_matrix
 
     aligned, _, f = _periodic_case((0, 0))
     shifted, noise, _ = _periodic_case((3, 5))
@@ -152,7 +152,7 @@ def _jpeg_folder(folder, items):
 
 def test_train_warns_when_only_the_real_images_are_jpeg_and_resave_removes_the_difference(tiny_dataset, tmp_path, store):
     from engine.api import train_from_folders
-    from engine.images import list_images, load_images
+    from engine.data.images import list_images, load_images
 
     real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
     real_jpeg = _jpeg_folder(tmp_path / "real-jpeg", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
@@ -167,7 +167,7 @@ def test_train_warns_when_only_the_real_images_are_jpeg_and_resave_removes_the_d
 
 
 def test_size_bias_is_reported(tmp_path):
-    from engine.format_bias import format_warnings
+    from engine.data.format_bias import format_warnings
 
     small = [_loaded(np.zeros((256, 256, 3), np.uint8))]
     large = [_loaded(np.zeros((1024, 768, 3), np.uint8))]
@@ -176,8 +176,8 @@ def test_size_bias_is_reported(tmp_path):
 
 
 def test_cli_train_prints_the_format_warning_and_detect_refuses_zero_tiles(tiny_dataset, tmp_path, capsys):
-    from engine.cli import main
-    from engine.images import list_images, load_images
+    from engine.cli.main import main
+    from engine.data.images import list_images, load_images
 
     real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
     real_jpeg = _jpeg_folder(tmp_path / "rj", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
@@ -193,10 +193,10 @@ def test_cli_train_prints_the_format_warning_and_detect_refuses_zero_tiles(tiny_
 def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(tmp_path):
     """The matrix's JPEG cell is what dif detect says of JPEG copies of the held-out images."""
     from engine.api import detect
-    from engine.cli import main
-    from engine.images import load_images
-    from engine.perturb import perturb
-    from engine.store import Store
+    from engine.cli.main import main
+    from engine.data.images import load_images
+    from engine.data.perturb import perturb
+    from engine.storage.store import Store
 
     root = tmp_path / "data"
     from conftest import TinyGenerator, apply_generator

@@ -11,8 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from engine.cli import _add_common
-from engine.cli_serve import MAX_UPLOAD_MB, is_loopback, register, serve_env, streamlit_command
+from engine.cli.main import _add_common
+from engine.cli.serve import MAX_UPLOAD_MB, is_loopback, register, serve_env, streamlit_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".streamlit" / "config.toml"
@@ -86,7 +86,7 @@ def test_sigterm_to_dif_serve_stops_the_server_and_frees_the_port(tmp_path):
             c.settimeout(0.5)
             return c.connect_ex(("127.0.0.1", port)) == 0
 
-    proc = subprocess.Popen([sys.executable, "-c", "from engine.cli import main; raise SystemExit(main())", "serve", "--no-demo",
+    proc = subprocess.Popen([sys.executable, "-c", "from engine.cli.main import main; raise SystemExit(main())", "serve", "--no-demo",
                              "--port", str(port), "--cache", str(tmp_path / "store")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 90

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from engine.api import train_fingerprint
-from engine.config import TrainConfig
+from engine.method.config import TrainConfig
 from engine.errors import ConfigError, StoreError
-from engine.fingerprint import Fingerprint, parse_fingerprint
-from engine.images import load_image, list_images
-from engine.store import Store
+from engine.storage.fingerprint import Fingerprint, parse_fingerprint
+from engine.data.images import load_image, list_images
+from engine.storage.store import Store
 
 CFG = TrainConfig(method="dif", extractor="wavelet", crop=64, border=8, steps=5, batch=8)
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from engine.api import train_from_folders
-from engine.cli import main
-from engine.store import Store
+from engine.cli.main import main
+from engine.storage.store import Store
 from engine.study.backends import SequentialBackend, make_backend
 from engine.study.plan import plan_model
 from engine.study.runner import run_study

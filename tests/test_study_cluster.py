@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is the optional 'cluster' extra (bash scripts/install.sh --test installs it)")
 
-from engine.store import Store  # noqa: E402
+from engine.storage.store import Store  # noqa: E402
 from engine.study.backends import SequentialBackend  # noqa: E402
 from engine.study.runner import run_study  # noqa: E402
 from engine.study.spec import load_study  # noqa: E402

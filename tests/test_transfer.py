@@ -31,9 +31,9 @@ def transfer_root(tmp_path_factory):
 
 def test_transfer_bench_separates_the_generator_from_another_and_matches_dif_detect(transfer_root, tmp_path):
     from engine.api import detect
-    from engine.cli import main
-    from engine.images import list_images, load_images
-    from engine.store import Store
+    from engine.cli.main import main
+    from engine.data.images import list_images, load_images
+    from engine.storage.store import Store
 
     out = tmp_path / "bench"
     code = main(["bench", "--data", str(transfer_root), "--train-sets", "gen-a", "--methods", "marra18", "--crop", "64",
@@ -60,7 +60,7 @@ def test_transfer_bench_separates_the_generator_from_another_and_matches_dif_det
 
 
 def test_transfer_tables_rerender_from_json(transfer_root, tmp_path):
-    from engine.cli import main
+    from engine.cli.main import main
 
     out = tmp_path / "bench"
     assert main(["bench", "--data", str(transfer_root), "--train-sets", "gen-a", "--test-sets", "gen-b", "--methods", "marra18", "--crop", "64",
@@ -72,7 +72,7 @@ def test_transfer_tables_rerender_from_json(transfer_root, tmp_path):
 
 
 def test_transfer_refuses_a_missing_set(transfer_root, tmp_path, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     assert main(["bench", "--data", str(transfer_root), "--train-sets", "nope", "--methods", "marra18", "--crop", "64",
                  "--out", str(tmp_path / "b"), "--cache", str(tmp_path / "cache")]) == 2

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from engine.api import train_fingerprint
-from engine.config import TrainConfig
-from engine.images import LoadedImage, content_hash
-from engine.watermark import SD_GENERATOR, embed_sd_watermark
-from engine.watermark_match import mark_like_sd, marked_copies, survey
+from engine.method.config import TrainConfig
+from engine.data.images import LoadedImage, content_hash
+from engine.provenance.watermark import SD_GENERATOR, embed_sd_watermark
+from engine.provenance.watermark_match import mark_like_sd, marked_copies, survey
 from tests.test_provenance import CENTRE, photo512
 
 MARKED = ("astronaut", "coffee", "chelsea", "rocket", "camera", "colorwheel")

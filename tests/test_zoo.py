@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.cli import main
-from engine.store import Store
-from engine.zoo import MODELS, ZooConfig, build_demo, demo_model_names, demo_truth, zoo_dir
-from engine.zoo_models import FitSpec, clone, fit, generate, new_model
-from engine.zoo_photos import POOLS, pool_arrays
+from engine.cli.main import main
+from engine.storage.store import Store
+from engine.zoo.demo import MODELS, ZooConfig, build_demo, demo_model_names, demo_truth, zoo_dir
+from engine.zoo.models import FitSpec, clone, fit, generate, new_model
+from engine.zoo.photos import POOLS, pool_arrays
 from zoo_fixtures import TINY, tiny_zoo
 
 
@@ -77,7 +77,7 @@ def test_photo_pools_do_not_overlap():
 
 
 def test_generator_training_is_deterministic_and_fine_tunes_stay_close():
-    from engine.zoo import single_thread
+    from engine.zoo.demo import single_thread
 
     with single_thread():
         _check_determinism()
@@ -139,7 +139,7 @@ def test_cli_lineage_exports(zoo, tmp_path, capsys):
 
 def test_fingerprints_with_any_header_length_round_trip(zoo):
     # regression: a safetensors header length whose low byte is 0x80 was refused as a "pickle" (1 in 256 saves)
-    from engine.fingerprint import parse_fingerprint
+    from engine.storage.fingerprint import parse_fingerprint
 
     store, _ = zoo
     fp = store.load("zoo-base")

@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from engine.store import Store
-from engine.zoo import ZooConfig, build_demo
+from engine.storage.store import Store
+from engine.zoo.demo import ZooConfig, build_demo
 
 TINY = ZooConfig(crop=32, patch=16, width=8, base_steps=200, ckpt_steps=60, finetune_steps=60, style_steps=30, n_train=48, n_test=48)
 

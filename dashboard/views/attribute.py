@@ -18,10 +18,10 @@ from dashboard.state import get_store
 from dashboard.ui import guarded
 from dashboard.uploads import SAMPLES_KEY, ServerFile, read_uploads
 from engine.api import residuals_of
-from engine.case_report import Verdict, case_report_html, summarise
+from engine.lineage.case_report import Verdict, case_report_html, summarise
 from engine.errors import ConfigError
-from engine.tiles import centre_box
-from engine.provenance import compare, read_provenance
+from engine.data.tiles import centre_box
+from engine.provenance.signals import compare, read_provenance
 
 DETAIL_ALL = 3  # up to this many images every detail is shown; beyond, one at a time
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
@@ -33,7 +33,7 @@ def attributions(images, names: list[str], raw: dict[str, bytes]):
     key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps))
     cache = st.session_state.setdefault("attr_results", {})
     if key not in cache:
-        attribution = require("attribution", "attribution")
+        attribution = require("lineage.attribution", "attribution")
         with st.spinner(f"Scoring {len(images)} image(s) against {len(fps)} models..."):
             cache.clear()  # keep one result set per session: uploads are not hoarded in memory
             cache[key] = attribution.attribute(images, fps, store=get_store(), data=[raw.get(im.source) for im in images])

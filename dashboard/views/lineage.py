@@ -64,7 +64,7 @@ def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, 
         if field in params:
             params[field] = col.slider(field.replace("_", " "), 0.0, 1.0, float(params[field]), 0.01, key=f"{prefix}_{field}", help=SLIDER_HELP[field])
     if "affinity" in params:
-        options = list(require("lineage", "lineage inference").AFFINITIES)
+        options = list(require("lineage.graph", "lineage inference").AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
         params["affinity"] = c3.selectbox("affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP)
     return params
@@ -89,7 +89,7 @@ def edge_table(graph) -> None:
 
 
 def exports(graph) -> None:
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     c1, c2, c3, c4 = st.columns(4)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lineage.graphml"
@@ -123,14 +123,14 @@ def share_url(report_id: str) -> str:
 
 
 def draw(graph, title: str = "Model lineage", key: str = "lin_graph") -> None:
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     st.plotly_chart(lineage.lineage_figure(graph, title), width="stretch", key=key)
     st.caption("Colours = families, edge width = affinity; labels give both cross-detection accuracies (0.5 = chance).")
 
 
 def ground_truth(names: list[str]) -> dict:
     """Known families and parents (the demo zoo writes them into its models' metadata); {} when unknown."""
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     store = get_store()
     truth = lineage.truth_from_metadata({n: store.load(n).metadata or {} for n in names})
     return truth if len(truth.get("models", {})) == len(names) else {}
@@ -139,7 +139,7 @@ def ground_truth(names: list[str]) -> dict:
 def page_defaults(names: list[str], truth: dict) -> dict[str, Any]:
     """The engine's thresholds, or for the demo zoo the family threshold measured to recover its truth."""
     params = default_params()
-    zoo = engine_module("zoo")
+    zoo = engine_module("zoo.demo")
     if truth and zoo is not None and set(names) <= {m.name for m in zoo.MODELS}:
         params["family_threshold"] = zoo.DEMO_FAMILY_THRESHOLD
     return params
@@ -167,7 +167,7 @@ def truth_graph(truth: dict, result):
 
 def beside_truth(graph, truth: dict, result) -> None:
     """Inferred and true lineage side by side, with how well the one recovers the other."""
-    lineage = require("lineage", "lineage inference")
+    lineage = require("lineage.graph", "lineage inference")
     score = lineage.score_lineage(graph, truth)
     engine_score = lineage.score_lineage(lineage_graph(result, None, default_params()), truth)
     recall = score["parent_child_recall"]
@@ -232,7 +232,7 @@ def live_view() -> None:
 
 def report_view(report_id: str) -> None:
     payload = load_view(get_store(), report_id)
-    cross = require("cross", "cross-detection")
+    cross = require("lineage.cross", "cross-detection")
     st.info(f"Shared report `{report_id}` saved {payload.get('created', '')}: {len(payload['models'])} models.")
     result = cross.CrossResult.from_dict(payload["cross"])
     params = threshold_inputs({**default_params(), **payload.get("params", {})}, prefix=f"rep_{report_id}")

@@ -12,10 +12,10 @@ from dashboard.state import get_store, server_paths_allowed
 from dashboard.training import TrainRequest, estimate_seconds, run_training, time_two_steps
 from dashboard.ui import error_line, guarded, log
 from dashboard.uploads import SAMPLES_KEY, read_uploads
-from engine.config import METHODS, TrainConfig
+from engine.method.config import METHODS, TrainConfig
 from engine.errors import ConfigError, DifError
-from engine.denoisers import DEFAULT_EXTRACTOR, available_extractors
-from engine.names import validate_name
+from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
+from engine.storage.names import validate_name
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.api import MAX_CALIBRATION, MIN_CALIBRATION, Calibration, _usable, carve_calibration, split_folder, train_key
-from engine.denoisers import get_extractor
+from engine.residuals.registry import get_extractor
 from engine.errors import DifError
-from engine.images import LoadedImage, load_images
-from engine.splits import take
+from engine.data.images import LoadedImage, load_images
+from engine.data.splits import take
 from engine.study.spec import ModelSpec
 
 

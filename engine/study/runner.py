@@ -14,13 +14,13 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.api import crop_images, metrics_from_rho, rho_for, train_fingerprint
-from engine.calibration import from_card
-from engine.denoisers import get_extractor
+from engine.method.calibration import from_card
+from engine.residuals.registry import get_extractor
 from engine.errors import DifError
-from engine.fingerprint import Fingerprint, parse_fingerprint
-from engine.images import LoadedImage
-from engine.residuals import residual_key
-from engine.store import Store
+from engine.storage.fingerprint import Fingerprint, parse_fingerprint
+from engine.data.images import LoadedImage
+from engine.residuals.compute import residual_key
+from engine.storage.store import Store
 from engine.study.backends import Outcome, RayBackend, SequentialBackend
 from engine.study.plan import Plan, plan_model
 from engine.study.spec import Study
@@ -245,8 +245,8 @@ def _residual_batches(fits: list[Plan], cross: list[Plan], geometries: list[tupl
 
 def _lineage(study: Study, results: dict[str, ModelResult], store: Store, tick: Progress) -> dict[str, Any] | None:
     """Cross-detection and lineage over the study's cross-detect models that have a fingerprint."""
-    from engine.cross import cross_detect
-    from engine.lineage import LineageParams, families, infer_lineage
+    from engine.lineage.cross import cross_detect
+    from engine.lineage.graph import LineageParams, families, infer_lineage
 
     names = [n for n in study.cross if results[n].status in ("trained", "cached")]
     if len(names) < 2:

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.config import TrainConfig
+from engine.method.config import TrainConfig
 from engine.errors import ConfigError
-from engine.names import validate_name
+from engine.storage.names import validate_name
 
 try:
     import tomllib

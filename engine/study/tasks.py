@@ -19,12 +19,12 @@ from typing import Any, Iterator
 import torch
 
 from engine.api import crop_images, train_fingerprint
-from engine.config import TrainConfig
-from engine.denoisers import get_extractor
+from engine.method.config import TrainConfig
+from engine.residuals.registry import get_extractor
 from engine.device import default_device
 from engine.errors import DifError
-from engine.images import LoadedImage, load_image
-from engine.residuals import compute_residuals
+from engine.data.images import LoadedImage, load_image
+from engine.residuals.compute import compute_residuals
 
 Blob = dict[str, bytes | None]  # source path -> file bytes (None: read the path, shared file system)
 

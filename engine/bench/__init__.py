@@ -1,0 +1,1 @@
+"""Benchmarks: in-set and transfer runs and their reports."""

@@ -1,0 +1,1 @@
+"""Many models at once: cross-detection, lineage inference and exports, attribution, the case report."""
