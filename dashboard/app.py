@@ -1,4 +1,5 @@
 """Entry point of ``dif serve``: page frame, device/store info, demo bootstrap and the page router."""
+
 from __future__ import annotations
 
 import sys
@@ -36,11 +37,23 @@ def main() -> None:
     st.set_page_config(page_title="DIF Lineage", page_icon=":material/fingerprint:", layout="wide")
     pages = {
         # the default page answers at "/" only; a hidden twin makes "/models" an address too
-        "home": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="home", default=True),
-        "models": st.Page(VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="models", visibility="hidden"),
+        "home": st.Page(
+            VIEWS_DIR / "models.py", title="Models", icon=":material/inventory_2:", url_path="home", default=True
+        ),
+        "models": st.Page(
+            VIEWS_DIR / "models.py",
+            title="Models",
+            icon=":material/inventory_2:",
+            url_path="models",
+            visibility="hidden",
+        ),
         "cross": st.Page(VIEWS_DIR / "cross.py", title="Cross-detection", icon=":material/grid_on:", url_path="cross"),
-        "lineage": st.Page(VIEWS_DIR / "lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"),
-        "attribute": st.Page(VIEWS_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"),
+        "lineage": st.Page(
+            VIEWS_DIR / "lineage.py", title="Lineage", icon=":material/account_tree:", url_path="lineage"
+        ),
+        "attribute": st.Page(
+            VIEWS_DIR / "attribute.py", title="Attribute", icon=":material/image_search:", url_path="attribute"
+        ),
     }
     current = st.navigation(list(pages.values()))
     ensure_demo()

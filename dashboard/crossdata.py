@@ -4,6 +4,7 @@ The engine caches residuals; on top of that the finished matrix for a given set 
 in a small process-wide table, so revisiting a page, or a second session asking for the same
 models, is instant. Progress is shown only when the matrix is actually computed.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -41,9 +42,11 @@ def with_test_sets(names: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def left_out_note(missing: Sequence[str]) -> str:
     """The one line a page shows for models it had to leave out of the matrix."""
-    return (f"Left out: {', '.join(missing)}: no held-out test images recorded (trained from fewer than 8 uploads of each kind, "
-            "or by an older version). Retrain on the Models page (Add a model) with more images to include "
-            f"{'it' if len(missing) == 1 else 'them'}.")
+    return (
+        f"Left out: {', '.join(missing)}: no held-out test images recorded (trained from fewer than 8 uploads of each kind, "
+        "or by an older version). Retrain on the Models page (Add a model) with more images to include "
+        f"{'it' if len(missing) == 1 else 'them'}."
+    )
 
 
 def cross_for(names: Sequence[str]):

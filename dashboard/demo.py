@@ -4,6 +4,7 @@ The build runs in its own thread, not in a page script, so a page rerun or a clo
 interrupts it; every session that opens meanwhile shows the same live progress bar, and once the
 zoo is in the store (instant on later starts: ``build_demo`` finds it) the pages render as usual.
 """
+
 from __future__ import annotations
 
 import threading

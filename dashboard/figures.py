@@ -3,6 +3,7 @@
 The fingerprint view is the paper's Fig. 2: the fingerprint as an RGB image next to the centred
 log-magnitude spectrum of its channel mean, where a generator's upsampling shows as a grid of peaks.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -71,7 +72,15 @@ def heatmap(names: Sequence[str], accuracy: np.ndarray, title: str = "") -> go.F
 def ranking_bars(models: Sequence[str], scores: Sequence[float], highlight: str | None) -> go.Figure:
     """Horizontal bars of per-model scores, best on top, the decided model highlighted."""
     colors = ["#d62728" if m == highlight else "#1f77b4" for m in models]
-    fig = go.Figure(go.Bar(x=list(scores), y=list(models), orientation="h", marker={"color": colors}, hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=list(scores),
+            y=list(models),
+            orientation="h",
+            marker={"color": colors},
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
     fig.update_layout(
         yaxis={"autorange": "reversed"},
         xaxis={"title": {"text": "score (0 = decision threshold)"}},

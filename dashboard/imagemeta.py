@@ -3,6 +3,7 @@
 C2PA detection lives in the engine (:func:`engine.provenance.file_metadata.c2pa_present`, shared with
 ``dif provenance``); this module only shapes the panel's summary.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,13 +32,19 @@ def image_metadata(data: bytes) -> dict[str, Any]:
             out["size"] = list(img.size)
             out["mode"] = img.mode
             exif = {ExifTags.TAGS.get(tag, str(tag)): _printable(v) for tag, v in img.getexif().items()}
-            info = {str(k): _printable(v) for k, v in img.info.items() if isinstance(v, (str, bytes, int, float)) and k not in ("exif", "icc_profile")}
+            info = {
+                str(k): _printable(v)
+                for k, v in img.info.items()
+                if isinstance(v, (str, bytes, int, float)) and k not in ("exif", "icc_profile")
+            }
     except Exception as exc:  # the metadata panel never breaks the page
         out["error"] = f"cannot read metadata ({type(exc).__name__})"
         return out
     out["exif"] = exif
     out["text"] = info
-    software = next((exif[k] for k in SOFTWARE_KEYS if k in exif), None) or next((info[k] for k in SOFTWARE_KEYS if k in info), None)
+    software = next((exif[k] for k in SOFTWARE_KEYS if k in exif), None) or next(
+        (info[k] for k in SOFTWARE_KEYS if k in info), None
+    )
     out["software"] = software
     return out
 

@@ -2,6 +2,7 @@
 
 A page whose module is missing says so in one line instead of failing to import.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -4,6 +4,7 @@ The payload holds everything needed to redraw the same graph without recomputing
 thresholds, metadata and the cross-detection matrix), so a teammate sees exactly what was shared
 even after the models change.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -21,7 +22,9 @@ def new_report_id() -> str:
     return secrets.token_hex(6)
 
 
-def save_view(store: Store, models: list[str], params: dict[str, Any], metadata: dict[str, dict], cross: dict[str, Any]) -> str:
+def save_view(
+    store: Store, models: list[str], params: dict[str, Any], metadata: dict[str, dict], cross: dict[str, Any]
+) -> str:
     """Store the view and return its id."""
     report_id = new_report_id()
     payload = {

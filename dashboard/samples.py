@@ -3,6 +3,7 @@
 Held-out test images are never trained on, so attributing them shows what the tool does on images
 it has not seen; each sample is labelled with its true source, so the verdict can be checked.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

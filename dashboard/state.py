@@ -5,6 +5,7 @@ Streamlit runs each session's script in its own thread of one process, so the st
 models' train keys: two sessions asking for the same matrix compute it once, and a model retrained
 under the same name gets a new key, so nothing stale is ever shown.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ running script at its next page update, which is inside our progress callback, s
 never reaches ``store.save``. The callback also returns False when the session's cancel flag is
 set, which the engine turns into ``TrainingCancelled``.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,15 +19,14 @@ import torch
 from PIL import Image
 
 from engine.api import calibrate_on_pool, metrics_from_rho, rho_for, train_fingerprint, train_from_folders
-from engine.method.config import TrainConfig
-from engine.errors import ConfigError
-from engine.storage.fingerprint import Fingerprint
 from engine.data.images import LoadedImage
 from engine.data.reference_pool import cached_default_pool
 from engine.data.splits import split_groups
-from engine.storage.store import Store
+from engine.errors import ConfigError
+from engine.method.config import TrainConfig
 from engine.method.dif import TrainingCancelled, TrainProgress
-
+from engine.storage.fingerprint import Fingerprint
+from engine.storage.store import Store
 
 HOLDOUT_SHARE = 0.25  # of each class's uploads, kept out of training to measure held-out accuracy
 MIN_HOLDOUT = 2  # per class; fewer uploads than 2 / HOLDOUT_SHARE per class cannot be checked
@@ -70,7 +70,13 @@ def estimate_seconds(store: Store, config: TrainConfig) -> tuple[float, int] | N
     rates = []
     for _, fp, _ in store.scan():
         cfg = fp.config if fp is not None else {}
-        if fp is None or fp.method != "dif" or not fp.seconds or not cfg.get("steps") or cfg.get("extractor", fp.extractor) != config.extractor:
+        if (
+            fp is None
+            or fp.method != "dif"
+            or not fp.seconds
+            or not cfg.get("steps")
+            or cfg.get("extractor", fp.extractor) != config.extractor
+        ):
             continue
         rates.append(fp.seconds / (cfg["steps"] * cfg.get("batch", 1) * fp.crop**2))
     if not rates:
@@ -85,7 +91,10 @@ def time_two_steps(config: TrainConfig) -> float:
 
     side = config.crop - 2 * config.border
     g = torch.Generator().manual_seed(0)
-    real, fake = torch.randn(config.batch, 3, side, side, generator=g), torch.randn(config.batch, 3, side, side, generator=g)
+    real, fake = (
+        torch.randn(config.batch, 3, side, side, generator=g),
+        torch.randn(config.batch, 3, side, side, generator=g),
+    )
     probe = TrainConfig(**{**config.to_dict(), "steps": 2})
     start = time.time()
     fit(config.method, real, fake, probe, default_device())
@@ -127,7 +136,10 @@ class LiveProgress:
         if p.step >= p.total or now - self.last > 0.2:
             self.last = now
             eta = p.elapsed / max(p.step, 1) * (p.total - p.step)
-            self.step_bar.progress(min(1.0, p.step / max(p.total, 1)), text=f"Step {p.step}/{p.total}, loss {p.loss:.4f}, about {eta:.0f}s left")
+            self.step_bar.progress(
+                min(1.0, p.step / max(p.total, 1)),
+                text=f"Step {p.step}/{p.total}, loss {p.loss:.4f}, about {eta:.0f}s left",
+            )
             self.chart.line_chart(pd.DataFrame(self.rows).set_index("step"), height=220)
         return not st.session_state.get("tr_cancelled_flag", False)
 
@@ -140,7 +152,13 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
             if not (request.fake_dir and request.real_dir):
                 raise ConfigError("give both folders (generated and real)")
             result = train_from_folders(
-                request.name, request.real_dir, request.fake_dir, request.config, store=store, progress=live.step, residual_progress=live.residuals,
+                request.name,
+                request.real_dir,
+                request.fake_dir,
+                request.config,
+                store=store,
+                progress=live.step,
+                residual_progress=live.residuals,
                 reference_pool=cached_default_pool(request.config.crop),
             )
             st.session_state.setdefault("tr_notes", []).extend(f"skipped {line}" for line in result["skipped"])
@@ -150,7 +168,13 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
         real_fit, real_test = hold_out(request.real_images, request.config.seed)
         fake_fit, fake_test = hold_out(request.fake_images, request.config.seed)
         fp, cached = train_fingerprint(
-            request.name, real_fit, fake_fit, request.config, store=store, progress=live.step, residual_progress=live.residuals
+            request.name,
+            real_fit,
+            fake_fit,
+            request.config,
+            store=store,
+            progress=live.step,
+            residual_progress=live.residuals,
         )
         if cached:
             st.info("Same images and settings as a stored model: reused it without training.")

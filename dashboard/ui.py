@@ -1,4 +1,5 @@
 """Error display shared by all pages: one readable line in the page, never a traceback."""
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ A zip is opened from memory and its image members decoded one by one with limits
 count and the total uncompressed size (a zip bomb stops at the limit, with a message). The display
 name of every image is the uploaded name reduced to its last component; it is only ever a label.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from engine.errors import ImageLoadError
 from engine.data.images import IMAGE_EXTENSIONS, LoadedImage, load_image
+from engine.errors import ImageLoadError
 
-SAMPLES_KEY = "attr_samples"  # session key: (server path, true source) of the samples the Models page sends to Attribute
+SAMPLES_KEY = (
+    "attr_samples"  # session key: (server path, true source) of the samples the Models page sends to Attribute
+)
 MAX_ZIP_MEMBERS = 5000
 MAX_ZIP_BYTES = 1024 * 1024 * 1024
 
@@ -75,7 +78,9 @@ def _add_zip(data: bytes, name: str, out: UploadResult) -> None:
     members = [m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(IMAGE_EXTENSIONS)]
     members = [m for m in members if "__MACOSX" not in m.filename.split("/") and not label(m.filename).startswith(".")]
     if len(members) > MAX_ZIP_MEMBERS:
-        out.problems.append(f"{name}: {len(members)} images, over the limit of {MAX_ZIP_MEMBERS}; the rest were ignored")
+        out.problems.append(
+            f"{name}: {len(members)} images, over the limit of {MAX_ZIP_MEMBERS}; the rest were ignored"
+        )
         members = members[:MAX_ZIP_MEMBERS]
     if not members:
         out.problems.append(f"{name}: the zip holds no images ({', '.join(IMAGE_EXTENSIONS)})")

@@ -2,6 +2,7 @@
 
 The public API is re-exported lazily from the submodules so that ``import engine`` stays cheap.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

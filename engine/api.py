@@ -1,4 +1,5 @@
 """The engine's public functions: train, store, detect, evaluate. The CLI and dashboard call these only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,25 +13,25 @@ import numpy as np
 import torch
 
 from engine.data.augment import degraded_copies
-from engine.method.calibration import calibrate, from_card
-from engine.method.config import TrainConfig
-from engine.residuals.registry import get_extractor
-from engine.method.detect import correlate, decide, scores_and_decisions
-from engine.device import default_device
-from engine.errors import ConfigError
-from engine.storage.fingerprint import Fingerprint
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
-from engine.method.registry import fit, leave_one_out_rho
-from engine.method.metrics import detection_metrics
-from engine.storage.names import validate_name
 from engine.data.reference_pool import ReferencePool, pool_id
-from engine.residuals.compute import compute_residuals
 from engine.data.splits import split_groups, split_half, take
-from engine.storage.store import Store
 from engine.data.tiles import DEFAULT_MAX_TILES, Box, tiles_of
+from engine.device import default_device
+from engine.errors import ConfigError
+from engine.method.calibration import calibrate, from_card
+from engine.method.config import TrainConfig
+from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
+from engine.method.metrics import detection_metrics
+from engine.method.registry import fit, leave_one_out_rho
 from engine.provenance.watermark_match import mark_share, survey
+from engine.residuals.compute import compute_residuals
+from engine.residuals.registry import get_extractor
+from engine.storage.fingerprint import Fingerprint
+from engine.storage.names import validate_name
+from engine.storage.store import Store
 
 ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generated side positive)
 ResidualProgress = Callable[[int, int], None]
@@ -73,8 +74,13 @@ MAX_CALIBRATION = 128  # per class: enough for the means and the band, and bound
 Calibration = tuple[Sequence[LoadedImage], Sequence[LoadedImage]]
 
 
-def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig, extractor_id: str,
-              calibration: Calibration | None = None) -> str:
+def train_key(
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
+    config: TrainConfig,
+    extractor_id: str,
+    calibration: Calibration | None = None,
+) -> str:
     """Content hash of (training files' bytes, calibration files' bytes, config): the identity of a training run.
 
     The decision settings are left out: they change the cut, not the fingerprint, so a new
@@ -83,12 +89,17 @@ def train_key(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: 
     payload = {
         "real": sorted(im.sha256 for im in real),
         "fake": sorted(im.sha256 for im in fake),
-        "config": {k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS and not _unused_option(config, k)},
+        "config": {
+            k: v for k, v in config.to_dict().items() if k not in DECISION_FIELDS and not _unused_option(config, k)
+        },
         "extractor_id": extractor_id,
         "algorithm": ALGORITHM_VERSION,
     }
     if calibration is not None:
-        payload["calibration"] = [sorted(im.sha256 for im in calibration[0]), sorted(im.sha256 for im in calibration[1])]
+        payload["calibration"] = [
+            sorted(im.sha256 for im in calibration[0]),
+            sorted(im.sha256 for im in calibration[1]),
+        ]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -97,7 +108,9 @@ def _unused_option(config: TrainConfig, field: str) -> bool:
     return (config.augment == "none" and field in AUGMENT_FIELDS) or (field == "resave_jpeg" and not config.resave_jpeg)
 
 
-def carve_calibration(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], seed: int) -> tuple[list, list, Calibration | None]:
+def carve_calibration(
+    real: Sequence[LoadedImage], fake: Sequence[LoadedImage], seed: int
+) -> tuple[list, list, Calibration | None]:
     """Hold a quarter of each class (whole content groups) out of fitting, for the means and the band.
 
     The U-Net is optimised on its training images, so their correlations overstate how far apart
@@ -183,7 +196,9 @@ def train_fingerprint(
 
     real, watermark = match_watermark(real, fake, config)
     res_real, res_fake = residuals(real), residuals(fake)
-    aug_real, aug_fake = (degraded_copies(images, config.augment, config.augment_copies, config.seed) for images in (real, fake))
+    aug_real, aug_fake = (
+        degraded_copies(images, config.augment, config.augment_copies, config.seed) for images in (real, fake)
+    )
     if aug_real and aug_fake:
         total += len(aug_real) + len(aug_fake)
         fit_real, fit_fake = torch.cat([res_real, residuals(aug_real)]), torch.cat([res_fake, residuals(aug_fake)])
@@ -192,7 +207,9 @@ def train_fingerprint(
     result = fit(config.method, fit_real, fit_fake, config, device, progress)
     tensor = result.tensor
     rho_plain = correlate_tensor(tensor, torch.cat([res_real, res_fake]), config.method)
-    if rho_plain[len(real):].mean() < rho_plain[: len(real)].mean():  # the sign is arbitrary: fix it, generated side positive
+    if (
+        rho_plain[len(real) :].mean() < rho_plain[: len(real)].mean()
+    ):  # the sign is arbitrary: fix it, generated side positive
         tensor = -tensor
     fp = Fingerprint(
         name=name,
@@ -229,17 +246,27 @@ def correlate_tensor(tensor: torch.Tensor, residuals: torch.Tensor, method: str)
     return rho_matrix(features(method, residuals), tensor.unsqueeze(0)).double().cpu().numpy()[:, 0]
 
 
-def _calibrate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[LoadedImage], calibration: Calibration | None, config: TrainConfig,
-               store: Store | None, device: torch.device | None, residuals: Callable[[Sequence[LoadedImage]], torch.Tensor] | None = None,
-               fit_residuals: tuple[torch.Tensor, torch.Tensor] | None = None) -> Fingerprint:
+def _calibrate(
+    fp: Fingerprint,
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
+    calibration: Calibration | None,
+    config: TrainConfig,
+    store: Store | None,
+    device: torch.device | None,
+    residuals: Callable[[Sequence[LoadedImage]], torch.Tensor] | None = None,
+    fit_residuals: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Fingerprint:
     """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic.
 
     They come from the calibration images when there are some; else (a mean fingerprint) from
     leave-one-out scores, else from the training images (and the card says it is optimistic).
     """
     if residuals is None:
+
         def residuals(images: Sequence[LoadedImage]) -> torch.Tensor:
             return residuals_of(images, config.extractor, config.crop, config.border, store, device, config.pad)
+
     if fit_residuals is None:
         real, _ = match_watermark(real, fake, config)
         fit_residuals = (residuals(real), residuals(fake))
@@ -250,18 +277,33 @@ def _calibrate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[Load
         cal_real, cal_fake = list(calibration[0]), list(calibration[1])
         rho_cal = correlate([fp], torch.cat([residuals(cal_real), residuals(cal_fake)]))[:, 0]
         cal_r, cal_f = rho_cal[: len(cal_real)], rho_cal[len(cal_real) :]
-        fp.calibration_set = {"source": "held out of fitting", "n_real": len(cal_real), "n_fake": len(cal_fake),
-                              "real": [im.sha256 for im in cal_real], "fake": [im.sha256 for im in cal_fake]}
+        fp.calibration_set = {
+            "source": "held out of fitting",
+            "n_real": len(cal_real),
+            "n_fake": len(cal_fake),
+            "real": [im.sha256 for im in cal_real],
+            "fake": [im.sha256 for im in cal_fake],
+        }
     elif config.method != "dif" and len(res_fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
         cal_r, cal_f = fit_real, leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
-        fp.calibration_set = {"source": "leave-one-out on the training images", "n_real": len(res_real), "n_fake": len(res_fake)}
+        fp.calibration_set = {
+            "source": "leave-one-out on the training images",
+            "n_real": len(res_real),
+            "n_fake": len(res_fake),
+        }
     else:
         cal_r, cal_f = fit_real, fit_fake
-        fp.calibration_set = {"source": "training images (too few to hold any out: optimistic)", "n_real": len(res_real), "n_fake": len(res_fake)}
+        fp.calibration_set = {
+            "source": "training images (too few to hold any out: optimistic)",
+            "n_real": len(res_real),
+            "n_fake": len(res_fake),
+        }
     fp.mu_real, fp.mu_fake = float(cal_r.mean()), float(cal_f.mean())
     fp.train_rho_real, fp.train_rho_fake = cal_r.astype(np.float32), cal_f.astype(np.float32)
-    fp.calibration = calibrate(cal_r, cal_f, source="calibration").to_dict() if len(cal_r) >= 2 and len(cal_f) >= 2 else {}
+    fp.calibration = (
+        calibrate(cal_r, cal_f, source="calibration").to_dict() if len(cal_r) >= 2 and len(cal_f) >= 2 else {}
+    )
     fp.reference_pool = {}
     set_decision(fp, cal_r, "calibration real images")
     fp.train_metrics = metrics_from_rho(fp, fit_real, fit_fake)
@@ -280,18 +322,29 @@ def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Finge
         return fp
     needed = math.ceil(1.0 / config.target_fpr)
     if len(rho_real) < needed:  # a quantile at 1/needed of fewer photos is just their maximum: no estimate
-        fp.decision = {"rule": "closer-mean", "reason": f"only {len(rho_real)} {reference}, fewer than the {needed} a "
-                       f"{config.target_fpr:.0%} cut needs (add real photos with --reference-pool)"}
+        fp.decision = {
+            "rule": "closer-mean",
+            "reason": f"only {len(rho_real)} {reference}, fewer than the {needed} a "
+            f"{config.target_fpr:.0%} cut needs (add real photos with --reference-pool)",
+        }
         return fp
     side = 1.0 if fp.mu_fake > fp.mu_real else -1.0
     cut = side * float(np.quantile(side * np.asarray(rho_real, np.float64), 1.0 - config.target_fpr, method="higher"))
     flagged = float(np.mean(decide(rho_real, fp.mu_real, fp.mu_fake, cut)))
-    fp.decision = {"rule": "real-fpr", "threshold": cut, "target_fpr": config.target_fpr, "reference": reference,
-                   "n_reference": int(len(rho_real)), "fpr_on_reference": flagged}
+    fp.decision = {
+        "rule": "real-fpr",
+        "threshold": cut,
+        "target_fpr": config.target_fpr,
+        "reference": reference,
+        "n_reference": int(len(rho_real)),
+        "fpr_on_reference": flagged,
+    }
     return fp
 
 
-def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig) -> tuple[list[LoadedImage], dict]:
+def match_watermark(
+    real: Sequence[LoadedImage], fake: Sequence[LoadedImage], config: TrainConfig
+) -> tuple[list[LoadedImage], dict]:
     """Watermark-matched training: mark a share of the real images when the generated ones carry a known watermark.
 
     Returns the real images to train on and the card's ``watermark`` record (survey and decision).
@@ -301,12 +354,20 @@ def match_watermark(real: Sequence[LoadedImage], fake: Sequence[LoadedImage], co
         return list(real), {"matched": False, "reason": "turned off (watermark_match=False)"}
     found = survey(fake)
     if found.generator is None:
-        return list(real), {"matched": False, "survey": found.to_dict(), "reason": "no known watermark in the generated training images"}
+        return list(real), {
+            "matched": False,
+            "survey": found.to_dict(),
+            "reason": "no known watermark in the generated training images",
+        }
     out = mark_share(real, config.watermark_share, config.seed)
     n_marked = sum(1 for a, b in zip(out, real) if a is not b)
-    return out, {"matched": True, "survey": found.to_dict(), "marked_real": n_marked,
-                 "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; "
-                           f"it was embedded into {n_marked} of the {len(real)} real training images"}
+    return out, {
+        "matched": True,
+        "survey": found.to_dict(),
+        "marked_real": n_marked,
+        "reason": f"{found.marked}/{found.checked} generated training images carry the {found.generator} watermark; "
+        f"it was embedded into {n_marked} of the {len(real)} real training images",
+    }
 
 
 def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict:
@@ -314,12 +375,24 @@ def metrics_from_rho(fp: Fingerprint, rho_real: np.ndarray, rho_fake: np.ndarray
     labels = np.concatenate([np.zeros(len(rho_real)), np.ones(len(rho_fake))])
     scores, preds = scores_and_decisions(fp, rho)
     out = detection_metrics(labels, preds, scores)
-    out.update({"mu_real_observed": float(np.mean(rho_real)) if len(rho_real) else None, "mu_fake_observed": float(np.mean(rho_fake)) if len(rho_fake) else None})
+    out.update(
+        {
+            "mu_real_observed": float(np.mean(rho_real)) if len(rho_real) else None,
+            "mu_fake_observed": float(np.mean(rho_fake)) if len(rho_fake) else None,
+        }
+    )
     return out
 
 
-def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False, progress: ResidualProgress | None = None,
-            max_tiles: int = 1) -> np.ndarray:
+def rho_for(
+    fingerprints: Sequence[Fingerprint],
+    images: Sequence[LoadedImage],
+    store: Store | None = None,
+    device: torch.device | None = None,
+    pad: bool = False,
+    progress: ResidualProgress | None = None,
+    max_tiles: int = 1,
+) -> np.ndarray:
     """N images x M fingerprints correlations; one residual pass per distinct geometry, not per model.
 
     With ``max_tiles`` > 1 an image larger than two crops is scored on a spread of tiles and its
@@ -327,8 +400,15 @@ def rho_for(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], 
     return tiled_rho(fingerprints, images, store, device, pad, progress, max_tiles)[0]
 
 
-def tiled_rho(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False,
-              progress: ResidualProgress | None = None, max_tiles: int = DEFAULT_MAX_TILES) -> tuple[np.ndarray, list[list[Box]], list[np.ndarray]]:
+def tiled_rho(
+    fingerprints: Sequence[Fingerprint],
+    images: Sequence[LoadedImage],
+    store: Store | None = None,
+    device: torch.device | None = None,
+    pad: bool = False,
+    progress: ResidualProgress | None = None,
+    max_tiles: int = DEFAULT_MAX_TILES,
+) -> tuple[np.ndarray, list[list[Box]], list[np.ndarray]]:
     """(mean correlation N x M, the boxes analysed per image, per-tile correlations per image) for the
     first fingerprint's geometry; the boxes tell a viewer which parts of each image were used."""
     out = np.zeros((len(images), len(fingerprints)))
@@ -350,14 +430,26 @@ def tiled_rho(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage]
     return out, first_boxes, first_tiles
 
 
-def evaluate(fp: Fingerprint, real: Sequence[LoadedImage], fake: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None) -> dict:
+def evaluate(
+    fp: Fingerprint,
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
+    store: Store | None = None,
+    device: torch.device | None = None,
+) -> dict:
     """Detection metrics of ``fp`` on real and generated images."""
     rho = rho_for([fp], list(real) + list(fake), store, device)[:, 0]
     return metrics_from_rho(fp, rho[: len(real)], rho[len(real) :])
 
 
-def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None = None, device: torch.device | None = None, pad: bool = False,
-           max_tiles: int = DEFAULT_MAX_TILES) -> list[dict]:
+def detect(
+    fp: Fingerprint,
+    images: Sequence[LoadedImage],
+    store: Store | None = None,
+    device: torch.device | None = None,
+    pad: bool = False,
+    max_tiles: int = DEFAULT_MAX_TILES,
+) -> list[dict]:
     """Per image: rho (the mean over the analysed tiles), signed score, label, and the tiles analysed."""
     rho_all, boxes, per_tile = tiled_rho([fp], images, store, device, pad, max_tiles=max_tiles)
     rho = rho_all[:, 0]
@@ -365,8 +457,15 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
     cal = from_card(fp.calibration)
     rows = []
     for i, (im, r, s, p) in enumerate(zip(images, rho, scores, preds)):
-        row = {"file": im.source, "sha256": im.sha256, "rho": float(r), "score": float(s), "label": "generated" if p else "real", "model": fp.name,
-               "tiles": [list(b) for b in boxes[i]]}
+        row = {
+            "file": im.source,
+            "sha256": im.sha256,
+            "rho": float(r),
+            "score": float(s),
+            "label": "generated" if p else "real",
+            "model": fp.name,
+            "tiles": [list(b) for b in boxes[i]],
+        }
         if len(boxes[i]) > 1:
             row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, 0]]
         if cal is not None:
@@ -375,13 +474,19 @@ def detect(fp: Fingerprint, images: Sequence[LoadedImage], store: Store | None =
     return rows
 
 
-def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None) -> Fingerprint:
+def calibrate_on_pool(
+    fp: Fingerprint, pool: ReferencePool, store: Store | None = None, device: torch.device | None = None
+) -> Fingerprint:
     """Re-estimate mu_real, the real side of the band and the decision cut on a broad pool of real photos.
 
     The generated side stays as measured on the calibration images. The card records the pool
     (sources, images, scenes) and the mu_real the calibration photos alone gave.
     """
-    pool_images = [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)] if pool.images else []
+    pool_images = (
+        [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)]
+        if pool.images
+        else []
+    )
     if len(pool_images) < 2:
         return fp
     rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
@@ -390,8 +495,13 @@ def calibrate_on_pool(fp: Fingerprint, pool: ReferencePool, store: Store | None 
     fp.mu_real = float(rho_pool.mean())
     if len(fake_side) >= 2:
         fp.calibration = calibrate(rho_pool, fake_side, source="reference-pool").to_dict()
-    fp.reference_pool = {**pool.summary(), "pool_id": pool_id(pool), "mu_real_training": float(training_mu), "mu_real_pool": float(rho_pool.mean()),
-                         "sd_real_pool": float(rho_pool.std())}
+    fp.reference_pool = {
+        **pool.summary(),
+        "pool_id": pool_id(pool),
+        "mu_real_training": float(training_mu),
+        "mu_real_pool": float(rho_pool.mean()),
+        "sd_real_pool": float(rho_pool.std()),
+    }
     set_decision(fp, rho_pool, "reference pool")
     return fp
 
@@ -449,8 +559,9 @@ def train_from_folders(
     if len(real_cal_files) >= MIN_CALIBRATION and len(fake_cal_files) >= MIN_CALIBRATION:
         cal_real, cal_fake = load(real_cal_files), load(fake_cal_files)
         calibration = (cal_real, cal_fake) if len(cal_real) >= 2 and len(cal_fake) >= 2 else None
-    fp, cached = train_fingerprint(name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata,
-                                   calibration=calibration)
+    fp, cached = train_fingerprint(
+        name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata, calibration=calibration
+    )
     result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None, "warnings": warnings}
     if evaluate_test:
         real_test, fake_test = load(real_test_files), load(fake_test_files)
@@ -461,11 +572,19 @@ def train_from_folders(
             calibrate_on_pool(fp, reference_pool, store, device)
         metrics = metrics_from_rho(fp, rho_r, rho_f)
         if before is not None:
-            metrics.update({"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]})
+            metrics.update(
+                {"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]}
+            )
         cal = from_card(fp.calibration)
         if cal is not None and len(rho_r) and len(rho_f):
             v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-            metrics.update({"fpr_real_at_level": float(np.mean(v_r == "generated")), "inconclusive_real": float(np.mean(v_r == "inconclusive")), "inconclusive_fake": float(np.mean(v_f == "inconclusive"))})
+            metrics.update(
+                {
+                    "fpr_real_at_level": float(np.mean(v_r == "generated")),
+                    "inconclusive_real": float(np.mean(v_r == "inconclusive")),
+                    "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
+                }
+            )
         fp.test_metrics = metrics
         fp.test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         if store is not None:

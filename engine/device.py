@@ -1,4 +1,5 @@
 """Where tensors run: the GPU when present, the CPU everywhere else (``DIF_DEVICE`` overrides)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """One error family so callers (CLI, dashboard) can show a single readable line."""
+
 from __future__ import annotations
 
 

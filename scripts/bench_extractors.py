@@ -6,6 +6,7 @@ Images are scikit-image photos cut to the crop (shipped in its wheel), so anyone
 warm-up batch per setting is not timed. Timings on a shared machine are noisy: compare ratios
 within one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ def photo_batch(n: int, crop: int) -> torch.Tensor:
     tiles = []
     for img in photos:
         if min(img.shape[:2]) < crop:
-            img = (transform.resize(img, (crop, crop * img.shape[1] // img.shape[0]), anti_aliasing=True) * 255).astype(np.uint8)
+            img = (transform.resize(img, (crop, crop * img.shape[1] // img.shape[0]), anti_aliasing=True) * 255).astype(
+                np.uint8
+            )
         tiles.append(img[:crop, :crop, :3])
     stack = np.stack([tiles[i % len(tiles)] for i in range(n)]).astype(np.float32) / 255.0
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()

@@ -9,6 +9,7 @@ start from empty stores (no cached residuals). Prints per-stage times, the mean 
 fingerprint, and whether the two runs gave byte-identical fingerprints. Both nodes share this
 machine's cores, so the speed-up is bounded by them, not by Ray.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,15 @@ from engine.zoo.demo import MODELS, ZooConfig, build_demo  # noqa: E402
 
 
 def write_study(folder: Path, zoo_root: Path, args) -> Path:
-    lines = ['[study]\nname = "bench8"\nnum_cpus = 1\n',
-             f'[defaults]\nmethod = "dif"\nsteps = {args.steps}\nbatch = 16\ncrop = {args.crop}\nborder = 0\n'
-             f"train_size = {args.train_size}\nwatermark_match = false\n"]
+    lines = [
+        '[study]\nname = "bench8"\nnum_cpus = 1\n',
+        f'[defaults]\nmethod = "dif"\nsteps = {args.steps}\nbatch = 16\ncrop = {args.crop}\nborder = 0\n'
+        f"train_size = {args.train_size}\nwatermark_match = false\n",
+    ]
     for m in MODELS:
-        lines.append(f'[[models]]\nname = "b-{m.name}"\nreal = "{zoo_root / "real"}"\ngenerated = "{zoo_root / m.name}"\n')
+        lines.append(
+            f'[[models]]\nname = "b-{m.name}"\nreal = "{zoo_root / "real"}"\ngenerated = "{zoo_root / m.name}"\n'
+        )
     path = folder / "bench8.toml"
     path.write_text("\n".join(lines))
     return path
@@ -58,16 +63,30 @@ def main() -> int:
     manifest = build_demo(Store(tmp / "zoo"), config=ZooConfig())
     path = write_study(tmp, Path(manifest["root"]), args)
     study = load_study(path)
-    report: dict = {"models": len(study.models), "steps": args.steps, "crop": args.crop, "train_size": args.train_size,
-                    "cpu_cores": os.cpu_count(), "load_average_before": os.getloadavg()}
+    report: dict = {
+        "models": len(study.models),
+        "steps": args.steps,
+        "crop": args.crop,
+        "train_size": args.train_size,
+        "cpu_cores": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+    }
 
     with Store(tmp / "sequential") as store:
         seq = run_study(study, store, SequentialBackend())
-    report["sequential"] = {"wall_seconds": seq["wall_seconds"], **seq["stages"],
-                            "mean_fit_seconds": round(sum(m["seconds"] for m in seq["models"]) / len(seq["models"]), 2)}
+    report["sequential"] = {
+        "wall_seconds": seq["wall_seconds"],
+        **seq["stages"],
+        "mean_fit_seconds": round(sum(m["seconds"] for m in seq["models"]) / len(seq["models"]), 2),
+    }
 
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    )
     os.environ.update({k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
     with socket.socket() as s:
         s.bind(("127.0.0.2", 0))
@@ -75,21 +94,37 @@ def main() -> int:
     common = ["--num-cpus", "1", "--object-store-memory", "100000000", "--disable-usage-stats"]
     try:
         t0 = time.time()
-        ray_cli("start", "--head", "--node-ip-address", "127.0.0.2", "--port", str(port), "--include-dashboard=false", *common, env=env)
+        ray_cli(
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.2",
+            "--port",
+            str(port),
+            "--include-dashboard=false",
+            *common,
+            env=env,
+        )
         ray_cli("start", "--address", f"127.0.0.2:{port}", "--node-ip-address", "127.0.0.3", *common, env=env)
         report["cluster_start_seconds"] = round(time.time() - t0, 2)
         backend = RayBackend(f"127.0.0.2:{port}", log_to_driver=False)
         with Store(tmp / "cluster") as store:
             t0 = time.time()
             ray_run = run_study(study, store, backend)
-            report["ray_2_nodes"] = {"wall_seconds": ray_run["wall_seconds"], **ray_run["stages"], "connect_and_run_seconds": round(time.time() - t0, 2),
-                                     "mean_fit_seconds": round(sum(m["seconds"] for m in ray_run["models"]) / len(ray_run["models"]), 2),
-                                     "workers": sorted({m["where"] for m in ray_run["models"]})}
+            report["ray_2_nodes"] = {
+                "wall_seconds": ray_run["wall_seconds"],
+                **ray_run["stages"],
+                "connect_and_run_seconds": round(time.time() - t0, 2),
+                "mean_fit_seconds": round(sum(m["seconds"] for m in ray_run["models"]) / len(ray_run["models"]), 2),
+                "workers": sorted({m["where"] for m in ray_run["models"]}),
+            }
         backend.close()
     finally:
         subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
     with Store(tmp / "sequential") as a, Store(tmp / "cluster") as b:
-        report["byte_identical"] = all(a.load(n).tensor.numpy().tobytes() == b.load(n).tensor.numpy().tobytes() for n in a.names())
+        report["byte_identical"] = all(
+            a.load(n).tensor.numpy().tobytes() == b.load(n).tensor.numpy().tobytes() for n in a.names()
+        )
     report["speed_up"] = round(report["sequential"]["wall_seconds"] / report["ray_2_nodes"]["wall_seconds"], 2)
     print(json.dumps(report, indent=2))
     return 0

@@ -7,6 +7,7 @@ saw a test photo. Two of them are held out for the PSNR card.
     apt-get install mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04
     python scripts/train_denoiser.py --steps 3000 --max-minutes 55
 """
+
 from __future__ import annotations
 
 import argparse

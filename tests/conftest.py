@@ -4,6 +4,7 @@ Real photos: scikit-image ships a few camera photographs inside its wheel; they 
 Generated: a small decoder with a transposed-convolution up-sampling layer (fixed seed) turns
 down-sampled real tiles back into full-size images, leaving the periodic traces real generators leave.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,14 @@ def photo_tiles(size: int, names=PHOTOS, per_photo: int | None = None) -> list[t
     for name in names:
         img = getattr(data, name)()
         rows, cols = img.shape[0] // size, img.shape[1] // size
-        tiles = [(f"{name}_{r:02d}_{c:02d}", np.ascontiguousarray(img[r * size : (r + 1) * size, c * size : (c + 1) * size, :3])) for r in range(rows) for c in range(cols)]
+        tiles = [
+            (
+                f"{name}_{r:02d}_{c:02d}",
+                np.ascontiguousarray(img[r * size : (r + 1) * size, c * size : (c + 1) * size, :3]),
+            )
+            for r in range(rows)
+            for c in range(cols)
+        ]
         tiles = [(n, t) for n, t in tiles if t.std() > 8]
         out.extend(tiles[:per_photo] if per_photo else tiles)
     return out
@@ -57,7 +65,9 @@ class TinyGenerator(torch.nn.Module):
         return (base + self.strength * torch.tanh(detail)).clamp(0, 1)
 
 
-def apply_generator(gen: TinyGenerator, tiles: list[tuple[str, np.ndarray]], prefix: str) -> list[tuple[str, np.ndarray]]:
+def apply_generator(
+    gen: TinyGenerator, tiles: list[tuple[str, np.ndarray]], prefix: str
+) -> list[tuple[str, np.ndarray]]:
     """Run ``gen`` on each uint8 tile; outputs are named ``<prefix>-<tile name>``."""
     out = []
     for name, tile in tiles:

@@ -1,4 +1,5 @@
 """Attribution against the tiny zoo: own model first, real photos unknown, and the reliability warnings."""
+
 from __future__ import annotations
 
 import io
@@ -6,11 +7,18 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-
-from engine.lineage.attribution import UNKNOWN, UPSCALE_CLIFF_WARN, attribute, image_warnings, jpeg_quality, resampling_evidence
-from engine.errors import ConfigError
-from engine.data.images import load_image
 from zoo_fixtures import tiny_zoo
+
+from engine.data.images import load_image
+from engine.errors import ConfigError
+from engine.lineage.attribution import (
+    UNKNOWN,
+    UPSCALE_CLIFF_WARN,
+    attribute,
+    image_warnings,
+    jpeg_quality,
+    resampling_evidence,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The benchmark grid and the perturbations, on the project-made tiny data set."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,15 @@ import numpy as np
 import pytest
 
 from engine.bench.runner import BenchConfig, markdown_table, run_bench, write_outputs
-from engine.errors import ConfigError
 from engine.data.images import LoadedImage
 from engine.data.perturb import PERTURBATIONS, perturb
+from engine.errors import ConfigError
 
 
 def _image(pixels: np.ndarray) -> LoadedImage:
-    return LoadedImage(pixels=pixels, source="x.png", sha256="0" * 64, original_size=(64, 64), original_mode="RGB", format="PNG")
+    return LoadedImage(
+        pixels=pixels, source="x.png", sha256="0" * 64, original_size=(64, 64), original_mode="RGB", format="PNG"
+    )
 
 
 def test_shift_moves_content_by_one_pixel_and_keeps_size():
@@ -35,7 +38,18 @@ def test_every_perturbation_keeps_shape_and_changes_the_hash(name):
 def test_bench_grid_writes_json_and_markdown(tiny_dataset, tmp_path):
     from engine.storage.store import Store
 
-    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8, 16), methods=("dif", "marra18"), steps=10, extractor="wavelet", crop=64, border=8, perturb=("none", "jpeg75"), correlations=("plain", "shift-max"))
+    cfg = BenchConfig(
+        data=str(tiny_dataset["root"]),
+        real="real",
+        train_sizes=(8, 16),
+        methods=("dif", "marra18"),
+        steps=10,
+        extractor="wavelet",
+        crop=64,
+        border=8,
+        perturb=("none", "jpeg75"),
+        correlations=("plain", "shift-max"),
+    )
     with Store(tmp_path / "store") as store:
         result = run_bench(cfg, store)
         again = run_bench(cfg, store)  # residuals come from the cache the second time
@@ -53,8 +67,16 @@ def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path)
     """Perturbed and mixed training sets, the reference-pool calibrations, the watermark probe."""
     from engine.storage.store import Store
 
-    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18",), extractor="wavelet", crop=64, border=8,
-                      train_variants=("default", "no-wm-match", "mixed", "blur3"))
+    cfg = BenchConfig(
+        data=str(tiny_dataset["root"]),
+        real="real",
+        train_sizes=(8,),
+        methods=("marra18",),
+        extractor="wavelet",
+        crop=64,
+        border=8,
+        train_variants=("default", "no-wm-match", "mixed", "blur3"),
+    )
     with Store(tmp_path / "store") as store:
         result = run_bench(cfg, store)
     variants = [r["train_variant"] for r in result["rows"]]
@@ -81,7 +103,9 @@ def test_training_variants_pool_rows_and_watermark_probe(tiny_dataset, tmp_path)
         assert row["calibrations"]["training"]["fpr"] == pytest.approx(1 - row["acc_real"])
     assert result["reference_pools"]["pool"]["n_scenes"] >= 4
     table = markdown_table(result)
-    assert "False positives on unseen real scenes" in table and "Training: mixed" in table and "Training: blur3" in table
+    assert (
+        "False positives on unseen real scenes" in table and "Training: mixed" in table and "Training: blur3" in table
+    )
 
 
 def test_bench_refuses_unknown_training_variant(tiny_dataset):
@@ -93,8 +117,26 @@ def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_
     from engine.cli.main import main
 
     out = tmp_path / "bench"
-    code = main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64",
-                 "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "--protocol",
+            "grid",
+            "--data",
+            str(tiny_dataset["root"]),
+            "--train-sizes",
+            "8",
+            "--methods",
+            "marra18",
+            "--crop",
+            "64",
+            "--no-reference-pool",
+            "--cache",
+            str(tmp_path / "c"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "results.json").read_text())
     assert result["config"]["reference_pool"] is False and len(result["rows"]) == 1
@@ -105,7 +147,16 @@ def test_dif_bench_command_writes_outputs_and_no_partial_file(tiny_dataset, tmp_
 def test_resume_reuses_kept_fits_and_time_limit_reports_the_rest(tiny_dataset, tmp_path):
     from engine.storage.store import Store
 
-    cfg = BenchConfig(data=str(tiny_dataset["root"]), real="real", train_sizes=(8,), methods=("marra18", "joslin20"), repeats=2, crop=64, border=8, reference_pool=False)
+    cfg = BenchConfig(
+        data=str(tiny_dataset["root"]),
+        real="real",
+        train_sizes=(8,),
+        methods=("marra18", "joslin20"),
+        repeats=2,
+        crop=64,
+        border=8,
+        reference_pool=False,
+    )
     kept: list[list[dict]] = []
     with Store(tmp_path / "store") as store:
         full = run_bench(cfg, store, checkpoint=kept.append)
@@ -122,8 +173,31 @@ def test_from_json_rerenders_tables_and_names_a_bad_file(tiny_dataset, tmp_path,
     from engine.cli.main import main
 
     out = tmp_path / "bench"
-    assert main(["bench", "--protocol", "grid", "--data", str(tiny_dataset["root"]), "--train-sizes", "8", "--methods", "marra18", "--crop", "64", "--perturb", "none,jpeg75",
-                 "--no-reference-pool", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--protocol",
+                "grid",
+                "--data",
+                str(tiny_dataset["root"]),
+                "--train-sizes",
+                "8",
+                "--methods",
+                "marra18",
+                "--crop",
+                "64",
+                "--perturb",
+                "none,jpeg75",
+                "--no-reference-pool",
+                "--cache",
+                str(tmp_path / "c"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     first = (out / "results.md").read_text()
     assert "Robustness, marra18, N=8" in first
     assert main(["bench", "--from-json", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0

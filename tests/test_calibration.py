@@ -1,9 +1,10 @@
 """Calibrated confidence and the inconclusive band."""
+
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from engine.method.calibration import Calibration, calibrate
 
@@ -35,8 +36,8 @@ def test_round_trip_through_the_card():
 
 def test_trained_model_carries_a_held_out_calibration(tiny_dataset):
     from engine.api import detect, train_from_folders
-    from engine.method.config import TrainConfig
     from engine.data.images import list_images, load_image
+    from engine.method.config import TrainConfig
 
     cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8)
     result = train_from_folders("cal", tiny_dataset["real"], tiny_dataset["fake"], cfg, train_size=6)
@@ -57,9 +58,9 @@ def test_real_fpr_cut_flags_at_most_the_target_of_its_reference_and_moves_withou
     from dataclasses import replace
 
     from engine.api import train_fingerprint
+    from engine.data.images import list_images, load_image
     from engine.method.config import TrainConfig
     from engine.method.detect import decide
-    from engine.data.images import list_images, load_image
 
     real = [load_image(p, crop=None) for p in list_images(tiny_dataset["real"])]
     fake = [load_image(p, crop=None) for p in list_images(tiny_dataset["fake"])]
@@ -78,7 +79,14 @@ def test_real_fpr_cut_flags_at_most_the_target_of_its_reference_and_moves_withou
     assert side * strict.threshold >= side * fp.threshold and store.load("cut").decision["target_fpr"] == 0.1
     # 12 photos cannot estimate a 1% cut: the closer-mean rule, and the card says why
     few, hit = train_fingerprint("cut", real[12:], fake[12:], replace(cfg, target_fpr=0.01), store, calibration=cal)
-    assert hit and few.threshold is None and few.decision["rule"] == "closer-mean" and "fewer than the 100" in few.decision["reason"]
+    assert (
+        hit
+        and few.threshold is None
+        and few.decision["rule"] == "closer-mean"
+        and "fewer than the 100" in few.decision["reason"]
+    )
     # the paper's rule needs no cut
-    closer, hit = train_fingerprint("cut", real[12:], fake[12:], replace(cfg, decision="closer-mean"), store, calibration=cal)
+    closer, hit = train_fingerprint(
+        "cut", real[12:], fake[12:], replace(cfg, decision="closer-mean"), store, calibration=cal
+    )
     assert hit and closer.threshold is None and closer.decision == {"rule": "closer-mean"}

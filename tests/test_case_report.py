@@ -1,4 +1,5 @@
 """The case report (``dif attribute --report FILE``) and the headline facts behind it, on the tiny store."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,12 +23,16 @@ def tiny_store(tmp_path_factory):
 def test_attribute_report_is_one_self_contained_page(tiny_store, tmp_path, capsys):
     from engine import __version__
 
-    images = [sorted(tiny_store["fake_dirs"][m].glob("*.png"))[-1] for m in ("gen0", "gen1")] + [sorted(tiny_store["real"].glob("*.png"))[0]]
+    images = [sorted(tiny_store["fake_dirs"][m].glob("*.png"))[-1] for m in ("gen0", "gen1")] + [
+        sorted(tiny_store["real"].glob("*.png"))[0]
+    ]
     report = tmp_path / "case.html"
     code = main(["attribute", *map(str, images), "--report", str(report), "--cache", str(tiny_store["store"])])
     assert code == 0
     page = report.read_text(encoding="utf-8")
-    assert page.startswith("<!doctype html>") and "<script" not in page and "src=" not in page  # opens anywhere, offline
+    assert (
+        page.startswith("<!doctype html>") and "<script" not in page and "src=" not in page
+    )  # opens anywhere, offline
     for path in images:
         assert html.escape(str(path)) in page and hashlib.sha256(path.read_bytes()).hexdigest() in page
     assert f"engine {__version__}" in page
@@ -48,9 +53,9 @@ def test_report_to_an_unwritable_place_is_one_line(tiny_store, tmp_path, capsys)
 
 def test_summary_flags_inconclusive_and_unknown(tiny_store):
     """The three states of the headline, from real attributions of the tiny store's models."""
+    from engine.data.images import load_image
     from engine.lineage.attribution import attribute
     from engine.lineage.case_report import summarise
-    from engine.data.images import load_image
     from engine.storage.store import Store
 
     with Store(tiny_store["store"]) as store:
@@ -64,4 +69,6 @@ def test_summary_flags_inconclusive_and_unknown(tiny_store):
     assert v.status == "inconclusive" and v.headline().startswith("inconclusive: leans to gen1")
     result.verdict = "unknown"
     v = summarise(result, ["provenance says Stable Diffusion, but the fingerprint recognises no known model (unknown)"])
-    assert v.headline().startswith("unknown") and "provenance disagrees: provenance says Stable Diffusion" in v.headline()
+    assert (
+        v.headline().startswith("unknown") and "provenance disagrees: provenance says Stable Diffusion" in v.headline()
+    )

@@ -1,4 +1,5 @@
 """The CLI contract: train --json fields, detect, list/show/export/import/rm, one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -6,7 +7,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -25,9 +25,27 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def trained(tiny_dataset, tmp_path_factory):
     """One Marra18 and one DIF model trained through the CLI on the tiny data set."""
     cache = tmp_path_factory.mktemp("cli_store")
-    common = ["--real", str(tiny_dataset["real"]), "--fake", str(tiny_dataset["fake"]), "--crop", "64", "--border", "8", "--extractor", "wavelet", "--cache", str(cache), "--json", "--quiet"]
+    common = [
+        "--real",
+        str(tiny_dataset["real"]),
+        "--fake",
+        str(tiny_dataset["fake"]),
+        "--crop",
+        "64",
+        "--border",
+        "8",
+        "--extractor",
+        "wavelet",
+        "--cache",
+        str(cache),
+        "--json",
+        "--quiet",
+    ]
     outputs = {}
-    for name, method, extra in [("tiny-marra", "marra18", []), ("tiny-dif", "dif", ["--steps", "20", "--batch", "16", "--train-size", "12"])]:
+    for name, method, extra in [
+        ("tiny-marra", "marra18", []),
+        ("tiny-dif", "dif", ["--steps", "20", "--batch", "16", "--train-size", "12"]),
+    ]:
         buf = io.StringIO()
         import contextlib
 
@@ -40,7 +58,18 @@ def trained(tiny_dataset, tmp_path_factory):
 def test_train_json_has_the_contract_fields(trained):
     _, outputs = trained
     for name, out in outputs.items():
-        for key in ("name", "method", "mu_real", "mu_fake", "train_size", "seconds", "accuracy", "acc_real", "acc_fake", "auc"):
+        for key in (
+            "name",
+            "method",
+            "mu_real",
+            "mu_fake",
+            "train_size",
+            "seconds",
+            "accuracy",
+            "acc_real",
+            "acc_fake",
+            "auc",
+        ):
             assert key in out, key
         assert out["name"] == name
         # both methods separate this generator's held-out images, on each side (measured: Marra18 1.0;
@@ -59,7 +88,9 @@ def test_detect_json_and_csv(trained, tiny_dataset, capsys):
     rows = json.loads(out)["results"]
     assert code == 0 and len(rows) == 3 and {r["label"] for r in rows} <= {"generated", "real"}
     assert all(set(r) >= {"file", "rho", "score", "label"} for r in rows)
-    code, out, _ = run(capsys, "detect", "--name", "tiny-marra", str(tiny_dataset["real"]), "--csv", "--cache", str(cache))
+    code, out, _ = run(
+        capsys, "detect", "--name", "tiny-marra", str(tiny_dataset["real"]), "--csv", "--cache", str(cache)
+    )
     table = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(table) == len(list(tiny_dataset["real"].iterdir()))
 

@@ -1,4 +1,5 @@
 """Correlation, the contrastive loss, the decision rule, the metrics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,16 +49,24 @@ def test_hinge_loss_is_linear_zero_past_the_margin_and_one_for_collapsed_pairs()
     diff, same = torch.tensor([0.0]), torch.tensor([1.0])
     assert contrastive_correlation_loss(torch.tensor([0.0]), torch.tensor([0.02]), diff, m).item() == 0.0
     assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.3]), diff, m).item() == pytest.approx(1.0)
-    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.304]), diff, m).item() == pytest.approx(0.6, rel=1e-4)
+    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.304]), diff, m).item() == pytest.approx(
+        0.6, rel=1e-4
+    )
     assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.1]), same, m).item() == 0.0
-    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), same, m).item() == pytest.approx(0.03 / m, rel=1e-4)
+    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), same, m).item() == pytest.approx(
+        0.03 / m, rel=1e-4
+    )
 
 
 def test_squared_loss_is_the_earlier_variant():
     m = 0.01
     diff, same = torch.tensor([0.0]), torch.tensor([1.0])
-    assert contrastive_correlation_loss(torch.tensor([0.3]), torch.tensor([0.3]), diff, m, "squared").item() == pytest.approx(m)
-    assert contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.13]), same, m, "squared").item() == pytest.approx(0.03**2 / m, rel=1e-4)
+    assert contrastive_correlation_loss(
+        torch.tensor([0.3]), torch.tensor([0.3]), diff, m, "squared"
+    ).item() == pytest.approx(m)
+    assert contrastive_correlation_loss(
+        torch.tensor([0.1]), torch.tensor([0.13]), same, m, "squared"
+    ).item() == pytest.approx(0.03**2 / m, rel=1e-4)
     with pytest.raises(ValueError, match="unknown loss"):
         contrastive_correlation_loss(torch.tensor([0.1]), torch.tensor([0.1]), same, m, "cubic")
 

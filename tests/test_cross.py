@@ -1,15 +1,16 @@
 """Cross-detection on the tiny zoo: shape, diagonal = detection, batched = one model at a time."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from zoo_fixtures import tiny_zoo
 
 from engine.api import evaluate
-from engine.lineage.cross import CrossResult, cross_detect, load_test_sets
 from engine.errors import ConfigError
-from zoo_fixtures import tiny_zoo
+from engine.lineage.cross import CrossResult, cross_detect, load_test_sets
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +116,9 @@ def test_models_of_different_crops_share_one_matrix(zoo, tmp_path):
     from skimage import data
 
     from engine.api import train_fingerprint
-    from engine.method.config import TrainConfig
     from engine.data.images import load_image
     from engine.lineage.graph import infer_lineage
+    from engine.method.config import TrainConfig
 
     store, fps, _ = zoo
     photo = data.rocket()

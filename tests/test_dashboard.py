@@ -4,6 +4,7 @@ The store holds three real fingerprints (wavelet residuals, 64 px crops, 20 step
 transposed-convolution generators: gen0, a fine-tune of it (gen0-ft) and an unrelated gen1,
 trained against scikit-image photo tiles. The app finds the store through DIF_CACHE_DIR.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import TinyGenerator, apply_generator, photo_tiles, write_pngs
+from PIL import Image
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TIMEOUT = 120
-TINY_CONFIG = dict(method="marra18", crop=64, border=8)  # the pages need working detectors; a 20-step DIF on 12 tiles is noise
+TINY_CONFIG = dict(
+    method="marra18", crop=64, border=8
+)  # the pages need working detectors; a 20-step DIF on 12 tiles is noise
 
 
 def fine_tuned(seed: int, shift_seed: int, scale: float = 0.03) -> TinyGenerator:
@@ -45,7 +47,11 @@ def build_tiny_store(root: Path) -> dict:
     real = [t for t in tiles if t[0].startswith(("coffee", "chelsea"))]
     real_dir = write_pngs(root / "real", real)
     gens = {"gen0": TinyGenerator(0), "gen0-ft": fine_tuned(0, 7), "gen1": TinyGenerator(1)}
-    meta = {"gen0": {"release_date": "2023-01-01"}, "gen0-ft": {"release_date": "2023-06-01", "base_model": "gen0"}, "gen1": {"release_date": "2023-03-01"}}
+    meta = {
+        "gen0": {"release_date": "2023-01-01"},
+        "gen0-ft": {"release_date": "2023-06-01", "base_model": "gen0"},
+        "gen1": {"release_date": "2023-03-01"},
+    }
     dirs = {name: write_pngs(root / name, apply_generator(gen, fake_src, name)) for name, gen in gens.items()}
     store = Store(root / "store")
     config = TrainConfig(**TINY_CONFIG)
@@ -64,9 +70,16 @@ def shared_tiny_store(tmp_path_factory) -> dict:
     if not marker.exists():
         root.mkdir(parents=True, exist_ok=True)
         info = build_tiny_store(root)
-        marker.write_text(json.dumps({"fake_dirs": {k: str(v) for k, v in info["fake_dirs"].items()}, "names": info["names"]}))
+        marker.write_text(
+            json.dumps({"fake_dirs": {k: str(v) for k, v in info["fake_dirs"].items()}, "names": info["names"]})
+        )
     saved = json.loads(marker.read_text())
-    return {"store": root / "store", "real": root / "real", "fake_dirs": {k: Path(v) for k, v in saved["fake_dirs"].items()}, "names": saved["names"]}
+    return {
+        "store": root / "store",
+        "real": root / "real",
+        "fake_dirs": {k: Path(v) for k, v in saved["fake_dirs"].items()},
+        "names": saved["names"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +292,9 @@ def test_attribute_ranks_generator_first(tiny):
     at = app_on("views/attribute.py")
     no_errors(at)
     img = sorted(tiny["fake_dirs"]["gen1"].glob("*.png"))[-1]
-    at.file_uploader(key="attr_upload").set_value([(img.name, img.read_bytes(), "image/png"), ("broken.png", b"not an image", "image/png")])
+    at.file_uploader(key="attr_upload").set_value(
+        [(img.name, img.read_bytes(), "image/png"), ("broken.png", b"not an image", "image/png")]
+    )
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "broken.png" in at.error[0].value
@@ -348,7 +363,9 @@ def test_zip_uploads_are_read_in_memory():
         z.writestr("../../a.png", png_bytes(np.full((70, 70, 3), 9, np.uint8)))
         z.writestr("sub/b.png", b"garbage")
         z.writestr("notes.txt", b"ignored")
-    out = read_uploads([_Upload("batch.zip", buf.getvalue()), _Upload("c:\\x\\y.png", png_bytes(np.zeros((64, 64, 3), np.uint8)))])
+    out = read_uploads(
+        [_Upload("batch.zip", buf.getvalue()), _Upload("c:\\x\\y.png", png_bytes(np.zeros((64, 64, 3), np.uint8)))]
+    )
     assert [im.source for im in out.images] == ["batch.zip/a.png", "y.png"]
     assert len(out.problems) == 1 and "batch.zip/b.png" in out.problems[0]
 

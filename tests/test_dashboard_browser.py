@@ -5,6 +5,7 @@ shares a Lineage view and opens the ``?report=`` link in a fresh browser context
 screenshots the README shows (docs/screenshots/). Needs ``apt-get install chromium`` and
 ``pip install playwright`` (never ``playwright install``: the system chromium is used).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,14 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -63,7 +71,13 @@ def _streamlit(store: Path, demo: bool) -> Iterator[str]:
 
     port = _free_port()
     env = dict(os.environ, DIF_CACHE_DIR=str(store), DIF_DEMO="1" if demo else "0", DIF_SERVER_PATHS="1")
-    proc = subprocess.Popen(streamlit_command(port, "127.0.0.1"), env=env, cwd=str(Path(__file__).resolve().parent.parent), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        streamlit_command(port, "127.0.0.1"),
+        env=env,
+        cwd=str(Path(__file__).resolve().parent.parent),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -125,7 +139,12 @@ def test_every_page_renders(server, browser):
     # a deep link as the very first request still goes through the router (sidebar frame, demo bootstrap)
     _open(page, server["url"] + "/attribute", "Attribute")
     expect(page.get_by_text("Engine device").first).to_be_visible()
-    for path, title in (("/", "Models"), ("/cross", "Cross-detection"), ("/lineage", "Lineage"), ("/attribute", "Attribute")):
+    for path, title in (
+        ("/", "Models"),
+        ("/cross", "Cross-detection"),
+        ("/lineage", "Lineage"),
+        ("/attribute", "Attribute"),
+    ):
         _open(page, server["url"] + path, title)
         _no_traceback(page)
     _open(page, server["url"] + "/", "Models")
@@ -183,7 +202,9 @@ def test_lineage_share_link_opens_same_view(server, browser):
     page.wait_for_function("() => location.search.includes('report=')", timeout=30_000)
     report_id = re.search(r"report=([0-9a-f]+)", page.url).group(1)
     # issue 13 point 7: the link to send is a full address, not "/lineage?report=..."
-    expect(page.locator("code").filter(has_text=f"{server['url']}/lineage?report={report_id}").first).to_be_visible(timeout=30_000)
+    expect(page.locator("code").filter(has_text=f"{server['url']}/lineage?report={report_id}").first).to_be_visible(
+        timeout=30_000
+    )
     page.close()
     context = browser.new_context(viewport={"width": 1400, "height": 1200})  # a teammate: fresh session, no cookies
     other = context.new_page()
@@ -223,7 +244,9 @@ def test_training_shows_progress_and_cancels(server, browser):
     _number(page, "Steps", 100000)
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Step \d+/100000")).first).to_be_visible(timeout=120_000)
-    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()  # issue 13 point 4: no second run meanwhile
+    expect(
+        page.get_by_role("button", name="Train", exact=True)
+    ).to_be_disabled()  # issue 13 point 4: no second run meanwhile
     page.get_by_role("button", name="Cancel training").click()
     expect(page.get_by_text("Training cancelled").first).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=30_000)
@@ -240,14 +263,18 @@ def test_demo_first_minutes_sample_and_lineage_truth(demo_server, browser):
     lineage page shows the zoo's truth beside the inferred graph with its ARI (point 6)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     _open(page, demo_server + "/", "Models")
-    expect(page.get_by_role("button", name="Attribute this").first).to_be_visible(timeout=180_000)  # after the zoo build
+    expect(page.get_by_role("button", name="Attribute this").first).to_be_visible(
+        timeout=180_000
+    )  # after the zoo build
     _settle(page)
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "models.png"), full_page=False)
     page.get_by_role("button", name="Attribute this").first.click()
     expect(page.get_by_role("heading", name="Attribute").first).to_be_visible(timeout=60_000)
-    expect(page.get_by_text(re.compile(r"(from\s+zoo-[a-z0-9-]+,\s+confidence\s+\d\.\d\d)|unknown")).first).to_be_visible(timeout=120_000)
+    expect(
+        page.get_by_text(re.compile(r"(from\s+zoo-[a-z0-9-]+,\s+confidence\s+\d\.\d\d)|unknown")).first
+    ).to_be_visible(timeout=120_000)
     _no_traceback(page)
     _open(page, demo_server + "/lineage", "Lineage")
     expect(page.get_by_text("Families recovered (ARI)").first).to_be_visible(timeout=120_000)

@@ -4,6 +4,7 @@ The tiny store (three real fingerprints, see test_dashboard.py) serves most chec
 gets a model without held-out images (point 2) or a duplicate model (a guaranteed near-tie), and
 the real demo zoo (built in ~10 s) serves the lineage-against-truth check (point 6).
 """
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,6 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
-
 from test_dashboard import app_on, needs, no_errors, tiny  # noqa: F401 (tiny is a fixture)
 
 
@@ -115,7 +115,9 @@ def test_provenance_disagreement_is_in_the_headline(tiny):
     """Point 3: generation parameters naming Stable Diffusion, fingerprint says gen1: said in the headline."""
     name, data, _ = _gen_png(tiny)
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Model: stable-diffusion-v1-5")
+    info.add_text(
+        "parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Model: stable-diffusion-v1-5"
+    )
     buf = io.BytesIO()
     Image.open(io.BytesIO(data)).save(buf, format="PNG", pnginfo=info)
     at = app_on("views/attribute.py")
@@ -130,14 +132,23 @@ def test_provenance_disagreement_is_in_the_headline(tiny):
 def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     """Point 7 and What-to-build: 15 images give one summary table (+ CSV, + case report), details one at a
     time; a zero-byte upload is named by its file name."""
-    files = [(p.name, p.read_bytes(), "image/png") for m in ("gen0", "gen1") for p in sorted(tiny["fake_dirs"][m].glob("*.png"))[:7]]
-    files += [("real.png", sorted(tiny["real"].glob("*.png"))[0].read_bytes(), "image/png"), ("empty.png", b"", "image/png")]
+    files = [
+        (p.name, p.read_bytes(), "image/png")
+        for m in ("gen0", "gen1")
+        for p in sorted(tiny["fake_dirs"][m].glob("*.png"))[:7]
+    ]
+    files += [
+        ("real.png", sorted(tiny["real"].glob("*.png"))[0].read_bytes(), "image/png"),
+        ("empty.png", b"", "image/png"),
+    ]
     at = app_on("views/attribute.py")
     _upload(at, files)
     assert not at.exception
     assert [e.value for e in at.error] == ["empty.png: empty file (0 bytes)"]
     table = _frame(at, "file", "verdict")
-    assert len(table) == 15 and {"file", "verdict", "confidence", "best model", "margin", "warnings"} <= set(table.columns)
+    assert len(table) == 15 and {"file", "verdict", "confidence", "best model", "margin", "warnings"} <= set(
+        table.columns
+    )
     assert (table["verdict"].str.startswith("gen1").sum()) >= 5
     assert len([m for m in at.markdown if m.value.startswith("####")]) == 1  # one image's details, not fifteen
     at.download_button(key="attr_csv").click().run()
@@ -173,7 +184,9 @@ def test_exif_is_a_table_and_the_analysed_region_is_named(tiny):
     assert not at.json  # no JSON dump any more
     text = " ".join(str(e.proto) for e in at.get("image"))
     # 150 x 200 holds 2 x 3 crops of 64: six tiles on the 8-pixel grid, averaged
-    assert "analysed regions (64x64 at (0, 0), 64x64 at (64, 0), 64x64 at (136, 0), 64x64 at (0, 80)," in text, text[:500]
+    assert "analysed regions (64x64 at (0, 0), 64x64 at (64, 0), 64x64 at (136, 0), 64x64 at (0, 80)," in text, text[
+        :500
+    ]
     assert "their correlations are averaged" in text
 
 
@@ -210,7 +223,11 @@ def test_upload_training_holds_out_a_quarter_and_reports_it(store_copy, tiny):
 
     with Store(store_copy) as store:
         fp = store.load("checked")
-    assert fp.n_real + len(fp.test_files["real"]) <= 12 and len(fp.test_files["real"]) >= 2 and len(fp.test_files["fake"]) >= 2
+    assert (
+        fp.n_real + len(fp.test_files["real"]) <= 12
+        and len(fp.test_files["real"]) >= 2
+        and len(fp.test_files["fake"]) >= 2
+    )
     assert fp.test_metrics["accuracy"] > 0.5
     table = _frame(at, "name", "checked")
     assert table.set_index("name").loc["checked", "checked"] == "held-out"
@@ -248,8 +265,12 @@ def test_demo_lineage_shows_truth_and_recovers_its_families(demo_store, monkeypa
     assert float(metrics["Parent-child recall"]) >= 0.8
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles == ["Inferred from cross-detection", "Ground truth (how the zoo was built)"]
-    assert any(re.search(r"general defaults .* give ARI \d\.\d\d here", c.value) for c in at.caption)  # measured 0.50, said honestly
-    if float(metrics["Parent-child recall"]) < 1.0:  # measured 0.80: zoo-base -> zoo-ft-a is missed, and the page says so
+    assert any(
+        re.search(r"general defaults .* give ARI \d\.\d\d here", c.value) for c in at.caption
+    )  # measured 0.50, said honestly
+    if (
+        float(metrics["Parent-child recall"]) < 1.0
+    ):  # measured 0.80: zoo-base -> zoo-ft-a is missed, and the page says so
         assert any("missed parent-child pairs" in w.value for w in at.warning)
 
 

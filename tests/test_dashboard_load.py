@@ -8,6 +8,7 @@ sessions are live, the running server is also probed for its secure defaults: lo
 socket, uploads refused without the XSRF token, and over-cap uploads refused before the body is read.
 Prints sessions, requests, errors and the slowest answer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,8 @@ def pick_images(store_root: Path, per_model: int) -> list[tuple[Path, str]]:
     gen0-ft is gen0's fine-tune, so a gen0 image may go to either; what the concurrent sessions must
     show is the answer a single, undisturbed call gives for *their* image.
     """
-    from engine.lineage.attribution import attribute
     from engine.data.images import load_image
+    from engine.lineage.attribution import attribute
     from engine.storage.store import Store
 
     with Store(store_root) as store:
@@ -117,7 +118,11 @@ def _on_request(s: Session, request) -> None:
 def _on_response(s: Session, url: str, response) -> None:
     """4xx/5xx from our server are errors, except the frontend's base-path probe on a deep link."""
     path = response.url.removeprefix(url)
-    if response.status >= 400 and response.url.startswith(url) and not (response.status == 404 and BASE_PATH_PROBE.match(path)):
+    if (
+        response.status >= 400
+        and response.url.startswith(url)
+        and not (response.status == 404 and BASE_PATH_PROBE.match(path))
+    ):
         s.errors.append(f"HTTP {response.status} {response.url}")
 
 
@@ -186,13 +191,20 @@ def test_eight_concurrent_sessions_attribute_their_own_uploads(server):
     ws_total = sum(s.ws_messages for s in sessions)
     errors = [e for s in sessions for e in s.errors]
     slowest = max(s.seconds for s in sessions)
-    print(f"\ndashboard load: {SESSIONS} concurrent sessions, {http_total} HTTP requests + {ws_total} websocket messages sent, "
-          f"{len(errors)} errors, slowest answer {slowest:.1f} s, all answered in {wall:.1f} s wall")
-    print(f"live probes: upload without XSRF token -> {probes['no_xsrf']}, over {MAX_UPLOAD_MB} MB -> {probes['over_cap']}")
+    print(
+        f"\ndashboard load: {SESSIONS} concurrent sessions, {http_total} HTTP requests + {ws_total} websocket messages sent, "
+        f"{len(errors)} errors, slowest answer {slowest:.1f} s, all answered in {wall:.1f} s wall"
+    )
+    print(
+        f"live probes: upload without XSRF token -> {probes['no_xsrf']}, over {MAX_UPLOAD_MB} MB -> {probes['over_cap']}"
+    )
     assert errors == [], errors
     for s in sessions:
         assert s.verdict == s.truth, (s.image.name, s.verdict, s.truth)
-        assert len(s.headings) == 1 and s.headings[0].startswith(f"{s.image.name}: from {s.truth}, confidence"), (s.image.name, s.headings)
+        assert len(s.headings) == 1 and s.headings[0].startswith(f"{s.image.name}: from {s.truth}, confidence"), (
+            s.image.name,
+            s.headings,
+        )
         others = [o.image.name for o in sessions if o is not s]
         assert not any(name in s.body_text for name in others), s.image.name
     # the server is still up: healthy, and a fresh session gets a full page

@@ -1,4 +1,5 @@
 """Residual extractors: the weight-free wavelet denoiser and the shipped DnCNN weights."""
+
 from __future__ import annotations
 
 import json

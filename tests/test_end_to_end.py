@@ -3,6 +3,7 @@
 DIF is trained through the same path as ``dif train`` (seeded group-aware halves), then judged on
 the held-out halves, which share no source photo with the training images.
 """
+
 from __future__ import annotations
 
 import pytest

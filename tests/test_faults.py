@@ -2,6 +2,7 @@
 
 Real subprocesses run the real ``dif`` CLI against a store on disk; afterwards every entry must load.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,14 +22,40 @@ DIF = [sys.executable, "-m", "engine.cli"]
 
 
 def _train_args(ds, store: Path, name: str, method: str = "marra18", steps: int = 10) -> list[str]:
-    return [*DIF, "train", "--name", name, "--real", str(ds["real"]), "--fake", str(ds["fake"]), "--crop", "64", "--extractor", "wavelet", "--method", method, "--steps", str(steps), "--batch", "16", "--cache", str(store)]
+    return [
+        *DIF,
+        "train",
+        "--name",
+        name,
+        "--real",
+        str(ds["real"]),
+        "--fake",
+        str(ds["fake"]),
+        "--crop",
+        "64",
+        "--extractor",
+        "wavelet",
+        "--method",
+        method,
+        "--steps",
+        str(steps),
+        "--batch",
+        "16",
+        "--cache",
+        str(store),
+    ]
 
 
 def test_sigkill_during_training_leaves_the_store_as_it_was(tiny_dataset, tmp_path):
     root = tmp_path / "store"
     subprocess.run(_train_args(tiny_dataset, root, "keep"), check=True, env=ENV, capture_output=True)
     before = Store(root).raw("keep")
-    proc = subprocess.Popen(_train_args(tiny_dataset, root, "victim", method="dif", steps=100000), env=ENV, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_args(tiny_dataset, root, "victim", method="dif", steps=100000),
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
     seen = b""
     deadline = time.time() + 240
     while b"training" not in seen and time.time() < deadline:  # wait until the training loop runs
@@ -47,7 +74,15 @@ def test_sigkill_during_training_leaves_the_store_as_it_was(tiny_dataset, tmp_pa
 
 def test_concurrent_training_and_listing_keep_the_store_consistent(tiny_dataset, tmp_path):
     root = tmp_path / "store"
-    writers = [subprocess.Popen(_train_args(tiny_dataset, root, f"w{i}", method=m), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i, m in enumerate(["marra18", "joslin20", "marra18"])]
+    writers = [
+        subprocess.Popen(
+            _train_args(tiny_dataset, root, f"w{i}", method=m),
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i, m in enumerate(["marra18", "joslin20", "marra18"])
+    ]
     listings, problems = 0, []
     reader = Store(root)
     while any(w.poll() is None for w in writers):
@@ -57,7 +92,9 @@ def test_concurrent_training_and_listing_keep_the_store_consistent(tiny_dataset,
                 problems.append(problem)
         listings += 1
         if listings % 20 == 1:
-            out = subprocess.run([*DIF, "list", "--json", "--cache", str(root)], env=ENV, capture_output=True, text=True)
+            out = subprocess.run(
+                [*DIF, "list", "--json", "--cache", str(root)], env=ENV, capture_output=True, text=True
+            )
             if out.returncode != 0 or '"corrupt": []' not in out.stdout:
                 problems.append(out.stderr or out.stdout)
         time.sleep(0.05)
@@ -91,7 +128,13 @@ def test_disk_full_during_training_leaves_the_store_as_it_was(tiny_dataset, tmp_
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG errors instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    proc = subprocess.run(_train_args(tiny_dataset, root, "big", method="dif", steps=3), env=ENV, capture_output=True, text=True, preexec_fn=tiny_disk)
+    proc = subprocess.run(
+        _train_args(tiny_dataset, root, "big", method="dif", steps=3),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        preexec_fn=tiny_disk,
+    )
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     with Store(root) as store:

@@ -1,4 +1,5 @@
 """The FFDNet extractor: the authors' weights really denoise photos, and its identity reaches the cache keys."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ import pytest
 import torch
 from conftest import photo_tiles
 
-from engine.residuals.registry import get_extractor
-from engine.residuals.ffdnet import load_ffdnet
 from engine.errors import ConfigError
+from engine.residuals.ffdnet import load_ffdnet
+from engine.residuals.registry import get_extractor
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -49,7 +50,11 @@ def test_residual_is_small_on_photos_and_batched_equals_one_by_one(clean):
 
 def test_noise_level_and_weights_are_part_of_the_identity():
     s5, s15 = get_extractor("ffdnet-s5", torch.device("cpu")), get_extractor("ffdnet-s15", torch.device("cpu"))
-    assert s5.cache_id.startswith("ffdnet-s5-") and s15.cache_id.startswith("ffdnet-s15-") and s5.cache_id[-16:] == s15.cache_id[-16:]
+    assert (
+        s5.cache_id.startswith("ffdnet-s5-")
+        and s15.cache_id.startswith("ffdnet-s15-")
+        and s5.cache_id[-16:] == s15.cache_id[-16:]
+    )
 
 
 def test_a_bad_weights_file_is_one_line_naming_it(tmp_path):

@@ -4,6 +4,7 @@ naming the file, nothing it carries is executed, and the store stays exactly as 
 The victim store holds a real model trained here; each hostile file is derived from that model's
 real exported bytes (broken card, wrong dtype, oversized or lying header, pickle/zip/npy, bad name).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,10 +24,10 @@ from safetensors.torch import save as st_save
 
 from engine.api import train_fingerprint
 from engine.cli.main import main as dif_main
-from engine.method.config import TrainConfig
-from engine.errors import DifError
-from engine.storage.fingerprint import tensors_digest
 from engine.data.images import list_images, load_image
+from engine.errors import DifError
+from engine.method.config import TrainConfig
+from engine.storage.fingerprint import tensors_digest
 from engine.storage.store import Store
 
 CFG = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8, steps=1, batch=8)
@@ -142,8 +143,12 @@ def cases(good: bytes, trap: Path) -> dict[str, bytes]:
         "card-is-list": with_header(good, lambda h: h["__metadata__"].__setitem__("card", "[1, 2]")),
         "card-is-number": with_header(good, lambda h: h["__metadata__"].__setitem__("card", 5)),
         "card-not-json": with_header(good, lambda h: h["__metadata__"].__setitem__("card", "{'name': 'x'")),
-        "card-deeply-nested": with_header(good, lambda h: h["__metadata__"].__setitem__("card", "[" * 50_000 + "]" * 50_000)),
-        "card-5000-digit-int": with_header(good, lambda h: h["__metadata__"].__setitem__("card", '{"crop": 1' + "0" * 5000 + "}")),
+        "card-deeply-nested": with_header(
+            good, lambda h: h["__metadata__"].__setitem__("card", "[" * 50_000 + "]" * 50_000)
+        ),
+        "card-5000-digit-int": with_header(
+            good, lambda h: h["__metadata__"].__setitem__("card", '{"crop": 1' + "0" * 5000 + "}")
+        ),
         "metadata-is-list": with_header(good, lambda h: h.__setitem__("__metadata__", ["card"])),
         "metadata-missing": with_header(good, lambda h: h.pop("__metadata__")),
         # names in the card
@@ -160,7 +165,9 @@ def cases(good: bytes, trap: Path) -> dict[str, bytes]:
         "shape-oversized-4096": with_header(good, lambda h: h["fingerprint"].__setitem__("shape", [3, 4096, 4096])),
         "shape-over-limit": with_header(good, lambda h: h["fingerprint"].__setitem__("shape", [3, 10**12, 10**12])),
         "shape-huge-vector": with_header(good, lambda h: h["train_rho_real"].__setitem__("shape", [10**6])),
-        "shape-5000-digits": join(json.dumps(header).replace('"shape": [3', '"shape": [3' + "0" * 5000, 1).encode(), body),
+        "shape-5000-digits": join(
+            json.dumps(header).replace('"shape": [3', '"shape": [3' + "0" * 5000, 1).encode(), body
+        ),
         "shape-non-square": non_square(good),
         "offsets-past-end": with_header(good, lambda h: h["fingerprint"].__setitem__("data_offsets", [0, 10**9])),
         "extra-tensor": with_header(good, lambda h: h.__setitem__("extra", dict(h["train_rho_real"]))),
@@ -248,7 +255,9 @@ def test_dif_import_cli_refuses_every_hostile_file_in_one_line(victim, tmp_path,
         refused += 1
     assert not victim["trap"].exists(), "a hostile file's code ran"
     assert snapshot(victim["root"]) == before
-    print(f"\nhostile artefacts (dif import): {len(files) + 4} inputs, {refused} refused, store unchanged, 0 entries lost")
+    print(
+        f"\nhostile artefacts (dif import): {len(files) + 4} inputs, {refused} refused, store unchanged, 0 entries lost"
+    )
 
 
 def test_real_dif_process_refuses_a_pickle_without_running_it(victim, tmp_path):
@@ -257,9 +266,17 @@ def test_real_dif_process_refuses_a_pickle_without_running_it(victim, tmp_path):
     path = tmp_path / "model.dif"
     path.write_bytes(pickle.dumps(_Trap(str(victim["trap"]))))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "import", str(path), "--cache", str(victim["root"])], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "import", str(path), "--cache", str(victim["root"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.splitlines() == [f"dif: error: {path}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)"]
+    assert proc.stderr.splitlines() == [
+        f"dif: error: {path}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)"
+    ]
     assert not victim["trap"].exists()
     assert snapshot(victim["root"]) == before
 
@@ -274,11 +291,16 @@ def test_dashboard_import_refuses_hostile_files_in_one_line(victim, monkeypatch)
     hostile = _all_cases(victim)
     at = app_on()
     for name in ("name-dotdot", "dtype-float16", "card-is-number", "header-deeply-nested", "torch-save-zip-with-trap"):
-        at.file_uploader(key="import_file").set_value((f"{name}.safetensors", hostile[name], "application/octet-stream"))
+        at.file_uploader(key="import_file").set_value(
+            (f"{name}.safetensors", hostile[name], "application/octet-stream")
+        )
         at.run()
         at.button(key="import_go").click().run()
         assert not at.exception, (name, [e.value for e in at.exception])
-        assert len(at.error) == 1 and at.error[0].value.startswith(f"import: {name}.safetensors: "), (name, [e.value for e in at.error])
+        assert len(at.error) == 1 and at.error[0].value.startswith(f"import: {name}.safetensors: "), (
+            name,
+            [e.value for e in at.error],
+        )
         assert list(at.dataframe[0].value["name"]) == ["keep"]
     assert not victim["trap"].exists()
     assert snapshot(victim["root"]) == before

@@ -3,6 +3,7 @@
 The fuzz budget is fixed for CI (``DIF_FUZZ_EXAMPLES``, default 300 per format); set it higher for
 a longer opt-in run, e.g. ``DIF_FUZZ_EXAMPLES=20000 pytest tests/test_hostile_inputs.py -s``.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.errors import ImageLoadError
 from engine.data.images import load_image
+from engine.errors import ImageLoadError
 
 EXAMPLES = int(os.environ.get("DIF_FUZZ_EXAMPLES", 300))
 TRIED = {"inputs": 0, "decoded": 0, "refused": 0}
@@ -72,7 +73,12 @@ def mutated(draw, fmt: str) -> bytes:
     return bytes(data)
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=5000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], derandomize=True)
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=5000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+)
 
 
 @pytest.mark.parametrize("fmt", sorted(SEEDS))
@@ -93,11 +99,19 @@ def test_random_bytes(data):
 
 def _png_with_header(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height (decompression-bomb shape)."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def test_huge_declared_dimensions_are_refused_before_decoding():
@@ -141,13 +155,16 @@ def test_report_inputs_tried():
     tally = {"inputs": 0, "decoded": 0, "refused": 0}
     per_format = settings(FUZZ, max_examples=max(1, EXAMPLES // len(SEEDS)))
     for fmt in sorted(SEEDS):
+
         @per_format
         @given(mutated(fmt))
         def run(data):
             _outcome(data, tally)
 
         run()
-    print(f"\nhostile-input fuzz: {tally['inputs']} inputs tried, {tally['decoded']} decoded, {tally['refused']} refused with ImageLoadError, 0 other exceptions")
+    print(
+        f"\nhostile-input fuzz: {tally['inputs']} inputs tried, {tally['decoded']} decoded, {tally['refused']} refused with ImageLoadError, 0 other exceptions"
+    )
     assert tally["decoded"] + tally["refused"] == tally["inputs"]
     assert tally["inputs"] >= EXAMPLES // len(SEEDS) * len(SEEDS)
     assert tally["decoded"] > 0 and tally["refused"] > 0

@@ -3,6 +3,7 @@
 Covers engine.storage.names.validate_name, the Store (models and reports) and the dashboard's ``?report=`` link.
 Non-UTF-8 names arrive as ``os.fsdecode`` surrogate-escaped text, the way argv and file names do.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,7 +86,9 @@ def test_store_never_turns_a_hostile_name_into_a_path(tmp_path, monkeypatch):
         assert store.load_report("control-1") == {"ok": True}
     assert _tree(tmp_path, root) == before
     assert all(p.resolve().is_relative_to(root.resolve()) for p in root.rglob("*"))
-    print(f"\nhostile names: {len(HOSTILE)} names x 7 store calls, {refused} refused, 0 paths created outside the store")
+    print(
+        f"\nhostile names: {len(HOSTILE)} names x 7 store calls, {refused} refused, 0 paths created outside the store"
+    )
 
 
 # a NUL, '../', slashes, 1000 characters, and what the server makes of non-UTF-8 URL bytes (U+FFFD)

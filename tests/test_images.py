@@ -1,4 +1,5 @@
 """Image loading rules and bad inputs, on images made here with Pillow."""
+
 from __future__ import annotations
 
 import io
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.errors import ImageLoadError
 from engine.data.images import center_crop, list_images, load_image, load_images
+from engine.errors import ImageLoadError
 
 
 def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -181,8 +182,8 @@ def test_the_centre_box_is_the_region_center_crop_analyses():
 
 def test_empty_bytes_are_named_by_the_given_name():
     """Issue 13: a zero-byte upload was reported as '<bytes>: empty file'."""
-    from engine.errors import ImageLoadError
     from engine.data.images import load_image
+    from engine.errors import ImageLoadError
 
     with pytest.raises(ImageLoadError, match=r"^holiday\.png: empty file"):
         load_image(b"", crop=None, name="holiday.png")

@@ -1,4 +1,5 @@
 """Lineage inference on hand-made matrices (known answer) and on the tiny zoo; export round-trips."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.lineage.cross import CrossResult
 from engine.errors import ConfigError
+from engine.lineage.cross import CrossResult
 from engine.lineage.graph import (
     LineageParams,
     adjusted_rand_index,
@@ -37,7 +38,16 @@ C = np.array(
         [0.50, 0.51, 0.50, 0.55, 0.50, 0.92],
     ]
 )
-TRUTH = {"models": {"a": {"family": "A", "parent": None}, "a1": {"family": "A", "parent": "a"}, "a2": {"family": "A", "parent": "a1"}, "b": {"family": "B", "parent": None}, "b1": {"family": "B", "parent": "b"}, "c": {"family": "C", "parent": None}}}
+TRUTH = {
+    "models": {
+        "a": {"family": "A", "parent": None},
+        "a1": {"family": "A", "parent": "a"},
+        "a2": {"family": "A", "parent": "a1"},
+        "b": {"family": "B", "parent": None},
+        "b1": {"family": "B", "parent": "b"},
+        "c": {"family": "C", "parent": None},
+    }
+}
 
 
 def _cross(acc=C, names=NAMES) -> CrossResult:
@@ -72,7 +82,7 @@ def test_direction_only_from_metadata():
     assert g.edges["a1", "a2"]["directed"] and "declares base_model" in g.edges["a1", "a2"]["orientation"]
     assert g.edges["a", "a1"]["directed"] and g.has_edge("a", "a1") and not g.has_edge("a1", "a")
     # the b family has no metadata: still undirected
-    (u, v, d), = [(u, v, d) for u, v, d in g.edges(data=True) if {u, v} == {"b", "b1"}]
+    ((u, v, d),) = [(u, v, d) for u, v, d in g.edges(data=True) if {u, v} == {"b", "b1"}]
     assert d["directed"] is False
     # a release date orienting a1 -> a (newer first) is followed, and c_ij stays detector(source) on target
     g2 = infer_lineage(_cross(), {"a": {"release_date": "2024-01-01"}, "a1": {"release_date": "2023-01-01"}})
@@ -123,7 +133,9 @@ def test_graphml_roundtrip(tmp_path):
     assert isinstance(back, nx.DiGraph)
     assert set(back.nodes) == set(g.nodes) and set(back.edges) == set(g.edges)
     for n, d in g.nodes(data=True):
-        expected = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+        expected = {
+            k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in d.items() if v is not None
+        }
         assert back.nodes[n] == expected
     for u, v, d in g.edges(data=True):
         assert back.edges[u, v] == d
@@ -162,16 +174,19 @@ def test_html_png_and_figure(tmp_path):
     from engine.lineage.graph import PNG_FONT_SIZE
 
     font = ImageFont.load_default(size=PNG_FONT_SIZE)
-    assert font.getlength("arrows come") - font.getlength("arrowscome") >= 3  # a visible space: words do not run together
+    assert (
+        font.getlength("arrows come") - font.getlength("arrowscome") >= 3
+    )  # a visible space: words do not run together
     fig = lineage_figure(g)
     texts = [t for tr in fig.data if tr.mode == "markers+text" for t in tr.text]
     assert sorted(texts) == sorted(NAMES)
 
 
 def test_lineage_recovers_the_tiny_zoo_families():
+    from zoo_fixtures import tiny_zoo
+
     from engine.lineage.cross import cross_detect
     from engine.lineage.graph import truth_from_metadata
-    from zoo_fixtures import tiny_zoo
 
     store, manifest = tiny_zoo()
     fps = [store.load(n) for n in manifest["models"]]

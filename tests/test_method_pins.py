@@ -12,26 +12,29 @@ The planted pattern is a seeded random 8 x 8 tile repeated over the image, the s
 up-sampling generators leave. (A pattern of independent white noise per pixel is not what the
 U-Net's output reaches in a hundred steps; it is not the object of the method either.)
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import generate, photo_tiles, write_pngs
+
+from engine.data.images import LoadedImage, content_hash, load_images, to_tensor_batch
 from engine.method.config import TrainConfig
 from engine.method.correlation import rho_matrix
-from engine.residuals.registry import get_extractor
 from engine.method.detect import decide
-from engine.data.images import LoadedImage, content_hash, load_images, to_tensor_batch
 from engine.residuals.compute import compute_residuals, residual_key, trim
+from engine.residuals.registry import get_extractor
 
 CPU = torch.device("cpu")
 CROP, BORDER = 64, 8
 SIDE = CROP - 2 * BORDER  # 48
 # margin 0.1: with the paper's 0.01 the hinge is satisfied by a fingerprint barely aligned with a
 # pattern this weak (|corr| ~0.05 after 150 steps), too little to separate single held-out images
-PLANTED_CONFIG = dict(method="dif", crop=CROP, border=BORDER, extractor="wavelet", steps=120, batch=16, margin=0.1, seed=0)
+PLANTED_CONFIG = dict(
+    method="dif", crop=CROP, border=BORDER, extractor="wavelet", steps=120, batch=16, margin=0.1, seed=0
+)
 PER_IMAGE_CORR = 0.15  # target correlation of one planted residual with the pattern
 
 
@@ -46,8 +49,17 @@ def one_thread():
 
 def loaded(items: list[tuple[str, np.ndarray]]) -> list[LoadedImage]:
     """In-memory LoadedImages of uint8 tiles (the hash is of the pixels: no file behind them)."""
-    return [LoadedImage(pixels=arr, source=f"{name}.png", sha256=content_hash(arr.tobytes()), original_size=(arr.shape[1], arr.shape[0]),
-                        original_mode="RGB", format="PNG") for name, arr in items]
+    return [
+        LoadedImage(
+            pixels=arr,
+            source=f"{name}.png",
+            sha256=content_hash(arr.tobytes()),
+            original_size=(arr.shape[1], arr.shape[0]),
+            original_mode="RGB",
+            format="PNG",
+        )
+        for name, arr in items
+    ]
 
 
 def periodic_pattern(seed: int, period: int = 8) -> torch.Tensor:
@@ -58,7 +70,9 @@ def periodic_pattern(seed: int, period: int = 8) -> torch.Tensor:
 
 def balanced_accuracy(rho_neg: np.ndarray, rho_pos: np.ndarray, mu_real: float, mu_fake: float) -> float:
     """Closer-mean rule of engine.method.detect.decide; mean of the per-class accuracies."""
-    return 0.5 * (float(np.mean(~decide(rho_neg, mu_real, mu_fake))) + float(np.mean(decide(rho_pos, mu_real, mu_fake))))
+    return 0.5 * (
+        float(np.mean(~decide(rho_neg, mu_real, mu_fake))) + float(np.mean(decide(rho_pos, mu_real, mu_fake)))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +173,19 @@ def test_product_path_flags_the_trace_not_the_content(tmp_path):
     write_pngs(tmp_path / "clean", held)
     write_pngs(tmp_path / "traced", [(n, _traced(a, trace)) for n, a in held])
 
-    config = TrainConfig(method="dif", crop=CROP, border=BORDER, extractor="ffdnet-s5", steps=100, batch=16, margin=0.1, decision="closer-mean")
-    result = train_from_folders("pin-trace", tmp_path / "real", tmp_path / "fake", config, train_size=12, evaluate_test=False)
+    config = TrainConfig(
+        method="dif",
+        crop=CROP,
+        border=BORDER,
+        extractor="ffdnet-s5",
+        steps=100,
+        batch=16,
+        margin=0.1,
+        decision="closer-mean",
+    )
+    result = train_from_folders(
+        "pin-trace", tmp_path / "real", tmp_path / "fake", config, train_size=12, evaluate_test=False
+    )
     fp = result["fingerprint"]
     assert (fp.n_real, fp.n_fake) == (12, 12) and fp.calibration_set["source"] == "held out of fitting"
 

@@ -8,6 +8,7 @@ on coffee it reads 0.70 of the bits); after a 256x256 centre crop the text decod
 bit agreement overlaps with unmarked crops (0.52-0.66 vs 0.39-0.54), and the realigned agreement
 separates them (0.82-1.00 vs 0.50-0.65).
 """
+
 from __future__ import annotations
 
 import io
@@ -107,7 +108,10 @@ def test_too_small_image_is_reported_not_decoded(marked):
 
 def test_png_parameters_chunk_names_the_front_end():
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", "a red bicycle\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly")
+    info.add_text(
+        "parameters",
+        "a red bicycle\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly",
+    )
     prov = read_provenance(png_bytes(photo512("coffee")[:64, :64], info))
     (signal,) = [s for s in prov.signals if s.kind == "generation_parameters"]
     assert signal.strength == "moderate" and "AUTOMATIC1111" in signal.generator
@@ -116,10 +120,12 @@ def test_png_parameters_chunk_names_the_front_end():
 
 
 def test_comfyui_chunks_compressed_text_and_xmp_source_type():
-    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-           'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/>'
-           "</rdf:RDF></x:xmpmeta>")
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/>'
+        "</rdf:RDF></x:xmpmeta>"
+    )
     info = PngImagePlugin.PngInfo()
     info.add_text("prompt", json.dumps({"3": {"class_type": "KSampler"}}), zip=True)
     info.add_itxt("XML:com.adobe.xmp", xmp)
@@ -150,7 +156,16 @@ def test_c2pa_box_is_detected_and_summarised_and_the_dashboard_uses_the_engine()
     from dashboard import imagemeta
 
     cbor = b"\x6fclaim_generator" + b"\x78\x15" + b"Adobe_Firefly/1.0 c2p" + b"...trainedAlgorithmicMedia..."
-    jumbf = struct.pack(">I", 40 + len(cbor)) + b"jumb" + struct.pack(">I", 32) + b"jumd" + b"c2pa" + b"\x00" * 12 + b"\x03c2pa\x00" + cbor
+    jumbf = (
+        struct.pack(">I", 40 + len(cbor))
+        + b"jumb"
+        + struct.pack(">I", 32)
+        + b"jumd"
+        + b"c2pa"
+        + b"\x00" * 12
+        + b"\x03c2pa\x00"
+        + cbor
+    )
     png = with_chunks(png_bytes(photo512("coffee")[:64, :64]), chunk(b"caBX", jumbf))
     assert imagemeta.c2pa_present is c2pa_present and imagemeta.image_metadata(png)["c2pa_manifest"]
     (signal,) = [s for s in read_provenance(png).signals if s.kind == "c2pa"]
@@ -173,7 +188,10 @@ def test_hostile_metadata_is_reported_quickly_never_raised():
     assert "parameters" not in prov.metadata.text and len(prov.metadata.text["prompt"]) < MAX_TEXT
     assert any(s.generator == "Stable Diffusion family" for s in prov.signals)  # later chunks still read
 
-    entity = chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><x:xmpmeta>&a;</x:xmpmeta>')
+    entity = chunk(
+        b"iTXt",
+        b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><x:xmpmeta>&a;</x:xmpmeta>',
+    )
     assert any("DTD" in p for p in read_provenance(with_chunks(base, entity)).problems)
     truncated = base[:33] + struct.pack(">I", 2**31) + b"tEXt" + b"key\x00value"
     assert any("past the end" in p for p in read_provenance(truncated).problems)
@@ -184,7 +202,9 @@ def test_hostile_metadata_is_reported_quickly_never_raised():
 
 def test_compare_states_disagreements():
     prov = read_provenance(png_bytes(embed_sd_watermark(photo512("astronaut"))))
-    assert compare(prov, "unknown") == [f"provenance says {SD_GENERATOR}, but the fingerprint recognises no known model (unknown)"]
+    assert compare(prov, "unknown") == [
+        f"provenance says {SD_GENERATOR}, but the fingerprint recognises no known model (unknown)"
+    ]
     assert "which its name and card do not tie to Stable Diffusion" in compare(prov, "dalle-mini")[0]
     assert compare(prov, "sd1-detector") == []
     assert compare(prov, "my-model", {"base_model": "stable-diffusion-v1-5"}) == []
@@ -196,7 +216,21 @@ def test_compare_states_disagreements():
 def marra_store(tiny_dataset, tmp_path_factory) -> str:
     """A store with one quick detector (tiny-marra) that has nothing to do with Stable Diffusion."""
     cache = str(tmp_path_factory.mktemp("prov_store"))
-    common = ["--real", str(tiny_dataset["real"]), "--fake", str(tiny_dataset["fake"]), "--crop", "64", "--border", "8", "--extractor", "wavelet", "--cache", cache, "--quiet"]
+    common = [
+        "--real",
+        str(tiny_dataset["real"]),
+        "--fake",
+        str(tiny_dataset["fake"]),
+        "--crop",
+        "64",
+        "--border",
+        "8",
+        "--extractor",
+        "wavelet",
+        "--cache",
+        cache,
+        "--quiet",
+    ]
     assert main(["train", "--name", "tiny-marra", "--method", "marra18", *common]) == 0
     return cache
 
@@ -224,11 +258,16 @@ def test_dashboard_attribute_page_shows_provenance_and_disagreement(marra_store,
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("views/attribute.py").run()
-    at.file_uploader(key="attr_upload").set_value(("marked.png", png_bytes(embed_sd_watermark(photo512("astronaut"))), "image/png"))
+    at.file_uploader(key="attr_upload").set_value(
+        ("marked.png", png_bytes(embed_sd_watermark(photo512("astronaut"))), "image/png")
+    )
     at.run()
     assert not at.exception and not at.error
     # the disagreement is in the image's headline, where the verdict is (issue 13), not below the chart
-    assert any(m.value.startswith("#### marked.png") and "**provenance disagrees**" in m.value and SD_GENERATOR in m.value for m in at.markdown)
+    assert any(
+        m.value.startswith("#### marked.png") and "**provenance disagrees**" in m.value and SD_GENERATOR in m.value
+        for m in at.markdown
+    )
     assert any("StableDiffusionV1" in m.value and "strong" in m.value for m in at.markdown)
 
 

@@ -1,4 +1,5 @@
 """The README is a user's README (issue 13): short, and every local link and picture it names exists."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The reference pool of real photos mu_real is calibrated on: built from photos the project can always get."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 
 from engine.api import calibrate_on_pool, rho_for, train_from_folders
 from engine.cli.main import main
-from engine.method.config import TrainConfig
 from engine.data.reference_pool import DEBIAN_PHOTOS, SKIMAGE_PHOTOS, default_pool, folder_pool, tiles_of
+from engine.method.config import TrainConfig
 from tests.conftest import photo_tiles, write_pngs
 
 
@@ -49,7 +50,9 @@ def test_pool_calibration_sets_mu_real_and_records_the_pool(tiny_dataset, store,
     config = TrainConfig(method="marra18", crop=64, border=8)
     plain = train_from_folders("m", tiny_dataset["real"], tiny_dataset["fake"], config, store=store)["fingerprint"]
     training_mu = plain.mu_real
-    result = train_from_folders("m-pool", tiny_dataset["real"], tiny_dataset["fake"], config, store=store, reference_pool=pool64)
+    result = train_from_folders(
+        "m-pool", tiny_dataset["real"], tiny_dataset["fake"], config, store=store, reference_pool=pool64
+    )
     fp = result["fingerprint"]
     expected = rho_for([fp], pool64.images, store)[:, 0].mean()
     assert fp.mu_real == pytest.approx(expected, abs=1e-9)
@@ -65,7 +68,25 @@ def test_pool_calibration_sets_mu_real_and_records_the_pool(tiny_dataset, store,
 
 
 def test_cli_names_a_missing_pool_folder(tiny_dataset, tmp_path, capsys):
-    code = main(["train", "--name", "x", "--real", str(tiny_dataset["real"]), "--fake", str(tiny_dataset["fake"]), "--method", "marra18",
-                 "--crop", "64", "--cache", str(tmp_path / "c"), "--reference-pool", str(tmp_path / "nope"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--name",
+            "x",
+            "--real",
+            str(tiny_dataset["real"]),
+            "--fake",
+            str(tiny_dataset["fake"]),
+            "--method",
+            "marra18",
+            "--crop",
+            "64",
+            "--cache",
+            str(tmp_path / "c"),
+            "--reference-pool",
+            str(tmp_path / "nope"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "nope" in err[0] and "reference-pool" in err[0]

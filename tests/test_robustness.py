@@ -1,4 +1,5 @@
 """Suspects as they arrive: degraded copies for fitting, alignment-free statistics, tiles, format bias."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,10 @@ def _loaded(pixels: np.ndarray, name: str = "x.png"):
 
 
 # ---------------------------------------------------------------- tiles
-@pytest.mark.parametrize("h,w,max_tiles,count", [(256, 256, 9, 1), (300, 300, 9, 1), (512, 512, 9, 4), (1024, 768, 9, 9), (3000, 3000, 1, 1), (600, 300, 9, 2)])
+@pytest.mark.parametrize(
+    "h,w,max_tiles,count",
+    [(256, 256, 9, 1), (300, 300, 9, 1), (512, 512, 9, 4), (1024, 768, 9, 9), (3000, 3000, 1, 1), (600, 300, 9, 2)],
+)
 def test_tile_boxes_cover_large_images_on_the_8_pixel_grid(h, w, max_tiles, count):
     from engine.data.tiles import centre_box, tile_boxes
 
@@ -41,9 +45,20 @@ def test_a_large_image_is_scored_on_its_tiles_and_its_rho_is_their_mean(tiny_dat
     from engine.api import detect, train_from_folders
     from engine.data.images import list_images, load_images
 
-    fp = train_from_folders("m", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
+    fp = train_from_folders(
+        "m",
+        tiny_dataset["real"],
+        tiny_dataset["fake"],
+        TrainConfig(method="marra18", **TINY),
+        8,
+        store,
+        evaluate_test=False,
+    )["fingerprint"]
     parts, _ = load_images(list_images(tiny_dataset["fake"])[:4], crop=None)
-    top, bottom = np.concatenate([parts[0].pixels, parts[1].pixels], axis=1), np.concatenate([parts[2].pixels, parts[3].pixels], axis=1)
+    top, bottom = (
+        np.concatenate([parts[0].pixels, parts[1].pixels], axis=1),
+        np.concatenate([parts[2].pixels, parts[3].pixels], axis=1),
+    )
     mosaic = np.concatenate([top, bottom], axis=0)
     [row] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=4)
     singles = detect(fp, parts, store)
@@ -62,7 +77,9 @@ def test_degraded_copies_are_seeded_named_and_change_the_pixels():
     [(_, tile)] = photo_tiles(64, names=("astronaut",), per_photo=1)
     im = _loaded(tile)
     a, b = degraded_copies([im], "jpeg", 3, seed=0), degraded_copies([im], "jpeg", 3, seed=0)
-    assert [x.sha256 for x in a] == [x.sha256 for x in b] and all(np.array_equal(x.pixels, y.pixels) for x, y in zip(a, b))
+    assert [x.sha256 for x in a] == [x.sha256 for x in b] and all(
+        np.array_equal(x.pixels, y.pixels) for x, y in zip(a, b)
+    )
     assert len({x.sha256 for x in a} | {im.sha256}) == 4  # each copy is its own residual-cache entry
     assert all(x.pixels.shape == tile.shape and not np.array_equal(x.pixels, tile) for x in a)
     assert all(any(n.startswith("augmented: jpeg") for n in x.notes) for x in a)
@@ -83,11 +100,28 @@ def test_augmented_fit_uses_the_copies_and_keeps_old_train_keys(tiny_dataset, st
     from engine.api import train_from_folders, train_key
     from engine.residuals.registry import get_extractor
 
-    plain = train_from_folders("p", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", **TINY), 8, store, evaluate_test=False)["fingerprint"]
+    plain = train_from_folders(
+        "p",
+        tiny_dataset["real"],
+        tiny_dataset["fake"],
+        TrainConfig(method="marra18", **TINY),
+        8,
+        store,
+        evaluate_test=False,
+    )["fingerprint"]
     before = len(store.residuals)
-    aug = train_from_folders("a", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(method="marra18", augment="jpeg", augment_copies=2, **TINY), 8, store,
-                             evaluate_test=False)["fingerprint"]
-    assert len(store.residuals) - before >= 2 * 8  # copies of each fit image of both classes are cached (equal copies share one entry)
+    aug = train_from_folders(
+        "a",
+        tiny_dataset["real"],
+        tiny_dataset["fake"],
+        TrainConfig(method="marra18", augment="jpeg", augment_copies=2, **TINY),
+        8,
+        store,
+        evaluate_test=False,
+    )["fingerprint"]
+    assert (
+        len(store.residuals) - before >= 2 * 8
+    )  # copies of each fit image of both classes are cached (equal copies share one entry)
     assert aug.train_key != plain.train_key
     assert not torch.allclose(aug.tensor, plain.tensor)
     ext = get_extractor("wavelet", torch.device("cpu"))
@@ -122,20 +156,31 @@ def test_phase_statistic_does_not_depend_on_where_the_crop_starts():
 
     aligned, _, f = _periodic_case((0, 0))
     shifted, noise, _ = _periodic_case((3, 5))
-    assert rho_matrix(shifted, f, "phase")[:, 0] == pytest.approx(rho_matrix(aligned, f, "phase")[:, 0].tolist(), abs=0.03)
+    assert rho_matrix(shifted, f, "phase")[:, 0] == pytest.approx(
+        rho_matrix(aligned, f, "phase")[:, 0].tolist(), abs=0.03
+    )
     assert rho_matrix(shifted, f, "periodic")[:, 0].abs().max() < 0.5 * rho_matrix(aligned, f, "periodic")[:, 0].min()
     assert rho_matrix(shifted, f, "phase")[:, 0].min() > rho_matrix(noise, f, "phase")[:, 0].max()
 
 
-def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_statistic_without_refitting(tiny_dataset, store):
+def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_statistic_without_refitting(
+    tiny_dataset, store
+):
     from engine.api import train_from_folders
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=3, **TINY)
     first = train_from_folders("d", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
     fp = first["fingerprint"]
     assert not first["cached"] and fp.mu_fake > fp.mu_real
-    again = train_from_folders("d-phase", tiny_dataset["real"], tiny_dataset["fake"], TrainConfig(**{**cfg.to_dict(), "correlation": "phase"}), 8, store,
-                               evaluate_test=False)
+    again = train_from_folders(
+        "d-phase",
+        tiny_dataset["real"],
+        tiny_dataset["fake"],
+        TrainConfig(**{**cfg.to_dict(), "correlation": "phase"}),
+        8,
+        store,
+        evaluate_test=False,
+    )
     ph = again["fingerprint"]
     assert again["cached"] and ph.correlation == "phase" and torch.equal(ph.tensor, fp.tensor)
     assert (ph.mu_real, ph.mu_fake) != (fp.mu_real, fp.mu_fake)  # re-calibrated under the new statistic
@@ -150,19 +195,33 @@ def _jpeg_folder(folder, items):
     return folder
 
 
-def test_train_warns_when_only_the_real_images_are_jpeg_and_resave_removes_the_difference(tiny_dataset, tmp_path, store):
+def test_train_warns_when_only_the_real_images_are_jpeg_and_resave_removes_the_difference(
+    tiny_dataset, tmp_path, store
+):
     from engine.api import train_from_folders
     from engine.data.images import list_images, load_images
 
     real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
-    real_jpeg = _jpeg_folder(tmp_path / "real-jpeg", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
+    real_jpeg = _jpeg_folder(
+        tmp_path / "real-jpeg", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png]
+    )
     cfg = TrainConfig(method="marra18", **TINY)
     res = train_from_folders("f", real_jpeg, tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
-    assert len(res["warnings"]) == 1 and res["warnings"][0].startswith("format bias: 100% of the real training images are JPEG")
+    assert len(res["warnings"]) == 1 and res["warnings"][0].startswith(
+        "format bias: 100% of the real training images are JPEG"
+    )
     assert "--resave-jpeg" in res["warnings"][0]
     clean = train_from_folders("g", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
     assert clean["warnings"] == []
-    resaved = train_from_folders("h", real_jpeg, tiny_dataset["fake"], TrainConfig(method="marra18", resave_jpeg=90, **TINY), 8, store, evaluate_test=False)
+    resaved = train_from_folders(
+        "h",
+        real_jpeg,
+        tiny_dataset["fake"],
+        TrainConfig(method="marra18", resave_jpeg=90, **TINY),
+        8,
+        store,
+        evaluate_test=False,
+    )
     assert resaved["warnings"] == [] and resaved["fingerprint"].train_key != res["fingerprint"].train_key
 
 
@@ -171,7 +230,9 @@ def test_size_bias_is_reported(tmp_path):
 
     small = [_loaded(np.zeros((256, 256, 3), np.uint8))]
     large = [_loaded(np.zeros((1024, 768, 3), np.uint8))]
-    assert format_warnings(small, large)[0].startswith("size bias: the real training images' median short side is 256 px, the generated ones' 768 px")
+    assert format_warnings(small, large)[0].startswith(
+        "size bias: the real training images' median short side is 256 px, the generated ones' 768 px"
+    )
     assert format_warnings(small, small) == []
 
 
@@ -182,8 +243,32 @@ def test_cli_train_prints_the_format_warning_and_detect_refuses_zero_tiles(tiny_
     real_png, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
     real_jpeg = _jpeg_folder(tmp_path / "rj", [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in real_png])
     cache = str(tmp_path / "cache")
-    assert main(["train", "--name", "w", "--real", str(real_jpeg), "--fake", str(tiny_dataset["fake"]), "--method", "marra18", "--extractor", "wavelet",
-                 "--crop", "64", "--train-size", "8", "--no-reference-pool", "--quiet", "--cache", cache]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--name",
+                "w",
+                "--real",
+                str(real_jpeg),
+                "--fake",
+                str(tiny_dataset["fake"]),
+                "--method",
+                "marra18",
+                "--extractor",
+                "wavelet",
+                "--crop",
+                "64",
+                "--train-size",
+                "8",
+                "--no-reference-pool",
+                "--quiet",
+                "--cache",
+                cache,
+            ]
+        )
+        == 0
+    )
     assert "warning: format bias" in capsys.readouterr().err
     assert main(["detect", "--name", "w", str(tiny_dataset["fake"]), "--tiles", "0", "--cache", cache]) == 2
     assert "--tiles 0: must be at least 1" in capsys.readouterr().err
@@ -203,22 +288,61 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
 
     tiles = photo_tiles(64)
     write_pngs(root / "real", [t for t in tiles if t[0].startswith(("coffee", "chelsea"))])
-    write_pngs(root / "gen", apply_generator(TinyGenerator(0), [t for t in tiles if t[0].startswith(("astronaut", "rocket"))], "g"))
+    write_pngs(
+        root / "gen",
+        apply_generator(TinyGenerator(0), [t for t in tiles if t[0].startswith(("astronaut", "rocket"))], "g"),
+    )
     out = tmp_path / "bench"
-    assert main(["bench", "--data", str(root), "--methods", "marra18", "--crop", "64", "--extractor", "wavelet", "--train-sizes", "8", "--repeats", "1",
-                 "--no-reference-pool", "--augment", "none,jpeg", "--correlation", "plain,phase", "--perturb", "none,jpeg75,shift1",
-                 "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(root),
+                "--methods",
+                "marra18",
+                "--crop",
+                "64",
+                "--extractor",
+                "wavelet",
+                "--train-sizes",
+                "8",
+                "--repeats",
+                "1",
+                "--no-reference-pool",
+                "--augment",
+                "none,jpeg",
+                "--correlation",
+                "plain,phase",
+                "--perturb",
+                "none,jpeg75,shift1",
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     md = (out / "results.md").read_text()
-    assert "**Robustness matrix**" in md and "| trained on | tested on | method | augment | statistic | none | jpeg75 | shift1 |" in md
+    assert (
+        "**Robustness matrix**" in md
+        and "| trained on | tested on | method | augment | statistic | none | jpeg75 | shift1 |" in md
+    )
     result = json.loads((out / "results.json").read_text())
     combos = {(s["augment"], s["statistic"], s["perturb"]) for s in result["summary"]}
-    assert combos == {(a, st, p) for a in ("none", "jpeg") for st in ("plain", "phase") for p in ("none", "jpeg75", "shift1")} | {
-        (a, st, "none") for a in ("none", "jpeg") for st in ("plain", "phase")}
-    row = next(r for r in result["rows"] if (r["augment"], r["statistic"], r["perturb"], r["in_set"]) == ("none", "phase", "jpeg75", True))
+    assert combos == {
+        (a, st, p) for a in ("none", "jpeg") for st in ("plain", "phase") for p in ("none", "jpeg75", "shift1")
+    } | {(a, st, "none") for a in ("none", "jpeg") for st in ("plain", "phase")}
+    row = next(
+        r
+        for r in result["rows"]
+        if (r["augment"], r["statistic"], r["perturb"], r["in_set"]) == ("none", "phase", "jpeg75", True)
+    )
     store = Store(out / "store", residuals_root=tmp_path / "cache")
     fp = store.load("gen.marra18.none-phase.s0")
     real, _ = load_images(fp.test_files["real"], crop=None)
     fake, _ = load_images(fp.test_files["fake"], crop=None)
     verdicts = detect(fp, perturb(real, "jpeg75") + perturb(fake, "jpeg75"), store)
-    flagged = np.mean([v["label"] == "generated" for v in verdicts[len(real):]])
+    flagged = np.mean([v["label"] == "generated" for v in verdicts[len(real) :]])
     assert row["flagged"] == pytest.approx(flagged)

@@ -4,12 +4,14 @@
 the same settings on the streamlit command line so they hold from any directory. The running server is
 probed for the same properties in test_dashboard_load.py.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from engine.cli.main import _add_common
 from engine.cli.serve import MAX_UPLOAD_MB, is_loopback, register, serve_env, streamlit_command
@@ -27,7 +29,9 @@ def test_config_toml_binds_loopback_keeps_xsrf_and_caps_uploads():
     server = tomllib.loads(CONFIG.read_text())["server"]
     assert server["address"] == "127.0.0.1"
     assert server["enableXsrfProtection"] is True
-    assert server.get("enableCORS", True) is True  # streamlit forces it back on while XSRF is on: keep the file saying what runs
+    assert (
+        server.get("enableCORS", True) is True
+    )  # streamlit forces it back on while XSRF is on: keep the file saying what runs
     assert 1 <= server["maxUploadSize"] <= MAX_UPLOAD_MB
     assert server["maxMessageSize"] <= MAX_UPLOAD_MB
     assert server["headless"] is True and server["runOnSave"] is False
@@ -86,8 +90,21 @@ def test_sigterm_to_dif_serve_stops_the_server_and_frees_the_port(tmp_path):
             c.settimeout(0.5)
             return c.connect_ex(("127.0.0.1", port)) == 0
 
-    proc = subprocess.Popen([sys.executable, "-c", "from engine.cli.main import main; raise SystemExit(main())", "serve", "--no-demo",
-                             "--port", str(port), "--cache", str(tmp_path / "store")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from engine.cli.main import main; raise SystemExit(main())",
+            "serve",
+            "--no-demo",
+            "--port",
+            str(port),
+            "--cache",
+            str(tmp_path / "store"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 90
         while not port_open():

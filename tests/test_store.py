@@ -1,4 +1,5 @@
 """The store: round trip, cache hit, corrupt entries, export/import, names — with real fingerprints."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from engine.api import train_fingerprint
-from engine.method.config import TrainConfig
+from engine.data.images import list_images, load_image
 from engine.errors import ConfigError, StoreError
+from engine.method.config import TrainConfig
 from engine.storage.fingerprint import Fingerprint, parse_fingerprint
-from engine.data.images import load_image, list_images
 from engine.storage.store import Store
 
 CFG = TrainConfig(method="dif", extractor="wavelet", crop=64, border=8, steps=5, batch=8)
@@ -96,7 +97,7 @@ def test_import_refuses_wrong_shape_nan_and_bad_card(tmp_path, images):
         parse_fingerprint(fp.to_bytes()[:-100], "truncated.dif")
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "x\x00y", "", "." , "-rf", "n" * 65, "caf\u00e9"])
+@pytest.mark.parametrize("name", ["../evil", "a/b", "x\x00y", "", ".", "-rf", "n" * 65, "caf\u00e9"])
 def test_bad_names_are_refused(store, name):
     with pytest.raises(ConfigError):
         store.load(name)

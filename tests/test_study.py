@@ -1,10 +1,12 @@
 """``dif study run`` without a cluster: the study file, the plan, the sequential backend, failures, resume."""
+
 from __future__ import annotations
 
 import json
 import sys
 
 import pytest
+from study_fixtures import MODELS, compare_stores, same_fingerprint, write_study
 
 from engine.api import train_from_folders
 from engine.cli.main import main
@@ -14,7 +16,6 @@ from engine.study.plan import plan_model
 from engine.study.runner import run_study
 from engine.study.spec import StudyError, load_study, parse_study
 from engine.study.tasks import task_threads
-from study_fixtures import MODELS, compare_stores, same_fingerprint, write_study
 
 
 def test_a_study_fingerprint_is_the_one_dif_train_gives(tmp_path):
@@ -24,9 +25,14 @@ def test_a_study_fingerprint_is_the_one_dif_train_gives(tmp_path):
     spec = study.models[0]
     plan = plan_model(spec)
     with Store(tmp_path / "train") as store, task_threads(study.num_cpus):  # the same threads give the same bytes
-        fp = train_from_folders(spec.name, spec.real, spec.generated, spec.config, spec.train_size, store, metadata=spec.metadata)["fingerprint"]
+        fp = train_from_folders(
+            spec.name, spec.real, spec.generated, spec.config, spec.train_size, store, metadata=spec.metadata
+        )["fingerprint"]
         assert plan.key == fp.train_key
-        assert fp.test_files == {"real": [im.source for im in plan.test_real], "fake": [im.source for im in plan.test_fake]}
+        assert fp.test_files == {
+            "real": [im.source for im in plan.test_real],
+            "fake": [im.source for im in plan.test_fake],
+        }
         with Store(tmp_path / "study") as studied:
             run_study(study, studied, SequentialBackend())
             assert same_fingerprint(store.load(spec.name), studied.load(spec.name)) == []
@@ -57,8 +63,14 @@ def test_shared_fs_paths_and_chunks_give_the_same_fingerprints(tmp_path):
     names = [f"s-{m}" for m in models]
     with Store(tmp_path / "bytes") as a, Store(tmp_path / "paths") as b, Store(tmp_path / "chunks") as c:
         whole = run_study(load_study(write_study(tmp_path / "1", models=models)), a, SequentialBackend())
-        run_study(load_study(write_study(tmp_path / "2", models=models, extra_head="shared_fs = true\n")), b, SequentialBackend())
-        chunked = run_study(load_study(write_study(tmp_path / "3", models=models, extra_head="chunk = 1\n")), c, SequentialBackend())
+        run_study(
+            load_study(write_study(tmp_path / "2", models=models, extra_head="shared_fs = true\n")),
+            b,
+            SequentialBackend(),
+        )
+        chunked = run_study(
+            load_study(write_study(tmp_path / "3", models=models, extra_head="chunk = 1\n")), c, SequentialBackend()
+        )
         assert compare_stores(a, b, names) == compare_stores(a, c, names) == {n: [] for n in names}
         # the real folder's residuals, extracted with the first chunk, are not extracted again
         assert chunked["residual_images"] == whole["residual_images"] > 0
@@ -70,7 +82,9 @@ def test_a_failing_model_does_not_stop_the_others(tmp_path, capsys):
     path = write_study(tmp_path, models=MODELS[:2], overrides={"zoo-ft-a": 'method = "marra18"\n'})
     text = path.read_text().replace(str(load_study(path).models[1].generated), str(missing))
     path.write_text(text)
-    code = main(["study", "run", str(path), "--backend", "sequential", "--json", "--quiet", "--cache", str(tmp_path / "store")])
+    code = main(
+        ["study", "run", str(path), "--backend", "sequential", "--json", "--quiet", "--cache", str(tmp_path / "store")]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     rows = {m["name"]: m for m in out["models"]}
@@ -80,17 +94,32 @@ def test_a_failing_model_does_not_stop_the_others(tmp_path, capsys):
     assert out["lineage"] is None  # one fingerprint: nothing to cross-detect
 
 
-@pytest.mark.parametrize("body, problem", [
-    ("[study\nname=1", "not valid TOML"),
-    ('[study]\nname = "x"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\nstepz = 3\n', "unknown key 'stepz'"),
-    ('[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\nmethod = "nope"\n', "unknown method 'nope'"),
-    ('[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n', "listed twice"),
-    ('[[models]]\nname = "a/b"\nreal = "r"\ngenerated = "g"\n', "invalid name"),
-    ('[[models]]\nname = "a"\nreal = "r"\n', "'generated' must be a folder path"),
-    ('[study]\ncross_detect = ["zz"]\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n', "'zz', which is not a model"),
-    ('[study]\nnum_cpus = 0\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n', "num_cpus must be an integer >= 1"),
-    ("[study]\n", "no [[models]]"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("[study\nname=1", "not valid TOML"),
+        (
+            '[study]\nname = "x"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\nstepz = 3\n',
+            "unknown key 'stepz'",
+        ),
+        ('[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\nmethod = "nope"\n', "unknown method 'nope'"),
+        (
+            '[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n',
+            "listed twice",
+        ),
+        ('[[models]]\nname = "a/b"\nreal = "r"\ngenerated = "g"\n', "invalid name"),
+        ('[[models]]\nname = "a"\nreal = "r"\n', "'generated' must be a folder path"),
+        (
+            '[study]\ncross_detect = ["zz"]\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n',
+            "'zz', which is not a model",
+        ),
+        (
+            '[study]\nnum_cpus = 0\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n',
+            "num_cpus must be an integer >= 1",
+        ),
+        ("[study]\n", "no [[models]]"),
+    ],
+)
 def test_bad_study_files_are_one_line_errors_naming_the_file(tmp_path, capsys, body, problem):
     path = tmp_path / "bad.toml"
     path.write_text(body)
@@ -132,8 +161,25 @@ def test_an_interrupted_study_keeps_what_finished_and_the_rerun_does_the_rest(tm
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p))
     store_dir = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "study", "run", str(path), "--backend", "sequential", "--quiet",
-                             "--cache", str(store_dir)], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "study",
+            "run",
+            str(path),
+            "--backend",
+            "sequential",
+            "--quiet",
+            "--cache",
+            str(store_dir),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stored: list[str] = []
     deadline = time.time() + 240
     while proc.poll() is None and time.time() < deadline:

@@ -5,6 +5,7 @@ Both nodes are ``ray start`` processes with one CPU each. Ray rewrites 127.0.0.1
 network address for a multi-node cluster, so the nodes use two other loopback addresses
 (127.0.0.2, 127.0.0.3): nothing leaves the machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,12 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is the optional 'cluster' extra (bash scripts/install.sh --test installs it)")
 
+from study_fixtures import MODELS, compare_stores, write_study  # noqa: E402
+
 from engine.storage.store import Store  # noqa: E402
 from engine.study.backends import SequentialBackend  # noqa: E402
 from engine.study.runner import run_study  # noqa: E402
 from engine.study.spec import load_study  # noqa: E402
-from study_fixtures import MODELS, compare_stores, write_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
@@ -36,7 +38,14 @@ TOKEN = secrets.token_hex(32)  # this cluster's own token: every process of the 
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=TOKEN,
+    )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return env
 
@@ -80,7 +89,14 @@ def reference(tmp_path_factory):
 
 
 def _dif(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _summary(proc: subprocess.Popen, timeout: float = 240) -> dict:
@@ -91,18 +107,32 @@ def _summary(proc: subprocess.Popen, timeout: float = 240) -> dict:
 
 def test_cluster_gives_the_sequential_bytes(cluster, reference, tmp_path):
     path, ref = reference
-    summary = _summary(_dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", str(tmp_path / "store")]))
+    summary = _summary(
+        _dif(["study", "run", str(path), "--address", cluster, "--json", "--quiet", "--cache", str(tmp_path / "store")])
+    )
     assert (summary["backend"], summary["nodes"], summary["trained"], summary["failed"]) == ("ray", 2, 4, 0)
     assert len({m["where"] for m in summary["models"]}) >= 2  # the fits ran in more than one worker
     with Store(tmp_path / "store") as store:
         assert compare_stores(ref, store, NAMES) == {n: [] for n in NAMES}
-    assert summary["lineage"]["families"] == run_study(load_study(path), ref, SequentialBackend())["lineage"]["families"]
+    assert (
+        summary["lineage"]["families"] == run_study(load_study(path), ref, SequentialBackend())["lineage"]["families"]
+    )
 
 
 def test_an_unreachable_address_is_a_one_line_error_at_once(tmp_path):
     port = _free_port(HEAD)  # nothing listens there
     start = time.time()
-    proc = _dif(["study", "run", str(write_study(tmp_path, models=MODELS[:1])), "--address", f"{HEAD}:{port}", "--cache", str(tmp_path / "s")])
+    proc = _dif(
+        [
+            "study",
+            "run",
+            str(write_study(tmp_path, models=MODELS[:1])),
+            "--address",
+            f"{HEAD}:{port}",
+            "--cache",
+            str(tmp_path / "s"),
+        ]
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and time.time() - start < 60
     assert err.strip().count("\n") == 0 and f"cannot reach a Ray cluster at {HEAD}:{port}" in err
@@ -173,6 +203,7 @@ def test_without_address_a_local_instance_gives_the_same_bytes(cluster, referenc
     assert (summary["backend"], summary["nodes"], summary["trained"], summary["failed"]) == ("ray", 1, 4, 0)
     with Store(tmp_path / "store") as store:
         assert compare_stores(ref, store, NAMES) == {n: [] for n in NAMES}
+
 
 def _raylet_of(node_ip: str) -> int:
     for entry in Path("/proc").iterdir():

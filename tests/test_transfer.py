@@ -1,5 +1,6 @@
 """The transfer protocol of ``dif bench``: train on one set, detect on the same generator's images made
 from other photos, and on another generator's, through the dif train / dif detect path."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ def transfer_root(tmp_path_factory):
     real = [t for t in tiles if t[0].startswith(("coffee", "chelsea"))]
     astronaut = [t for t in tiles if t[0].startswith("astronaut")]
     rocket = [t for t in tiles if t[0].startswith("rocket")]
+
     def two_groups(items):  # name the top and bottom halves of a photo as two content groups (splits need two)
-        return [(f"{n.split('_')[0]}{'top' if int(n.split('_')[1]) < 4 else 'bottom'}_{n.split('_', 1)[1]}", t) for n, t in items]
+        return [
+            (f"{n.split('_')[0]}{'top' if int(n.split('_')[1]) < 4 else 'bottom'}_{n.split('_', 1)[1]}", t)
+            for n, t in items
+        ]
 
     astronaut, rocket = two_groups(astronaut), two_groups(rocket)
     write_pngs(root / "real", real)
@@ -36,8 +41,28 @@ def test_transfer_bench_separates_the_generator_from_another_and_matches_dif_det
     from engine.storage.store import Store
 
     out = tmp_path / "bench"
-    code = main(["bench", "--data", str(transfer_root), "--train-sets", "gen-a", "--methods", "marra18", "--crop", "64",
-                 "--train-sizes", "8", "--repeats", "1", "--no-reference-pool", "--out", str(out), "--cache", str(tmp_path / "cache")])
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(transfer_root),
+            "--train-sets",
+            "gen-a",
+            "--methods",
+            "marra18",
+            "--crop",
+            "64",
+            "--train-sizes",
+            "8",
+            "--repeats",
+            "1",
+            "--no-reference-pool",
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "results.json").read_text())
     rows = {r["test_set"]: r for r in result["rows"]}
@@ -63,8 +88,33 @@ def test_transfer_tables_rerender_from_json(transfer_root, tmp_path):
     from engine.cli.main import main
 
     out = tmp_path / "bench"
-    assert main(["bench", "--data", str(transfer_root), "--train-sets", "gen-a", "--test-sets", "gen-b", "--methods", "marra18", "--crop", "64",
-                 "--train-sizes", "8", "--repeats", "2", "--no-reference-pool", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(transfer_root),
+                "--train-sets",
+                "gen-a",
+                "--test-sets",
+                "gen-b",
+                "--methods",
+                "marra18",
+                "--crop",
+                "64",
+                "--train-sizes",
+                "8",
+                "--repeats",
+                "2",
+                "--no-reference-pool",
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     first = (out / "results.md").read_text()
     assert "mean ± std over 2 seed(s)" in first
     assert main(["bench", "--from-json", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0
@@ -74,7 +124,25 @@ def test_transfer_tables_rerender_from_json(transfer_root, tmp_path):
 def test_transfer_refuses_a_missing_set(transfer_root, tmp_path, capsys):
     from engine.cli.main import main
 
-    assert main(["bench", "--data", str(transfer_root), "--train-sets", "nope", "--methods", "marra18", "--crop", "64",
-                 "--out", str(tmp_path / "b"), "--cache", str(tmp_path / "cache")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(transfer_root),
+                "--train-sets",
+                "nope",
+                "--methods",
+                "marra18",
+                "--crop",
+                "64",
+                "--out",
+                str(tmp_path / "b"),
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0] and "not found" in err[0]

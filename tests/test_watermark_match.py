@@ -3,6 +3,7 @@
 The stand-in for SD's images: 512x512 resizes of scikit-image photos, marked as the reference SD
 scripts mark their outputs, then centre-cropped to 256x256 (as ``datasets/sd1`` was made).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 import torch
 
 from engine.api import train_fingerprint
-from engine.method.config import TrainConfig
 from engine.data.images import LoadedImage, content_hash
+from engine.method.config import TrainConfig
 from engine.provenance.watermark import SD_GENERATOR, embed_sd_watermark
 from engine.provenance.watermark_match import mark_like_sd, marked_copies, survey
 from tests.test_provenance import CENTRE, photo512
@@ -21,7 +22,14 @@ PLAIN = ("retina", "hubble_deep_field", "immunohistochemistry", "coins", "moon",
 
 
 def loaded(name: str, pixels: np.ndarray) -> LoadedImage:
-    return LoadedImage(np.ascontiguousarray(pixels), name, content_hash(pixels.tobytes()), (pixels.shape[1], pixels.shape[0]), "RGB", "PNG")
+    return LoadedImage(
+        np.ascontiguousarray(pixels),
+        name,
+        content_hash(pixels.tobytes()),
+        (pixels.shape[1], pixels.shape[0]),
+        "RGB",
+        "PNG",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,9 @@ def test_training_on_a_marked_set_marks_the_real_images_and_says_so(sets, store)
     config = TrainConfig(method="marra18")
     fp, _ = train_fingerprint("sd-like", sets["real"], sets["generated"], config, store)
     assert fp.watermark["matched"] is True and fp.watermark["survey"]["generator"] == SD_GENERATOR
-    off, _ = train_fingerprint("sd-like-off", sets["real"], sets["generated"], TrainConfig(method="marra18", watermark_match=False), store)
+    off, _ = train_fingerprint(
+        "sd-like-off", sets["real"], sets["generated"], TrainConfig(method="marra18", watermark_match=False), store
+    )
     assert off.watermark["matched"] is False and off.train_key != fp.train_key
     # the marked share of the real training images really was marked: those now carry the generated
     # set's mark, so they correlate more with the generated mean residual (measured mu_real 0.093 vs 0.001)

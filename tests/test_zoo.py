@@ -1,4 +1,5 @@
 """The model-family zoo: layout, ground truth, caching, determinism, and the CLI over it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from zoo_fixtures import TINY, tiny_zoo
 
 from engine.cli.main import main
 from engine.storage.store import Store
 from engine.zoo.demo import MODELS, ZooConfig, build_demo, demo_model_names, demo_truth, zoo_dir
 from engine.zoo.models import FitSpec, clone, fit, generate, new_model
 from engine.zoo.photos import POOLS, pool_arrays
-from zoo_fixtures import TINY, tiny_zoo
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,10 @@ def test_models_truth_and_names(zoo):
     truth = demo_truth(store)
     assert truth == json.loads((zoo_dir(store) / "truth.json").read_text()) == manifest["truth"]
     assert truth["models"]["zoo-ft-a-ft"]["parent"] == "zoo-ft-a"
-    assert truth["models"]["zoo-shuffle"]["family"] not in {truth["models"]["zoo-base"]["family"], truth["models"]["zoo-seed2"]["family"]}
+    assert truth["models"]["zoo-shuffle"]["family"] not in {
+        truth["models"]["zoo-base"]["family"],
+        truth["models"]["zoo-seed2"]["family"],
+    }
     assert ["zoo-base", "zoo-ft-a"] in truth["parent_child"]
     for name in names:
         fp = store.load(name)
@@ -126,7 +130,19 @@ def test_cli_lineage_exports(zoo, tmp_path, capsys):
 
     store, _ = zoo
     files = {k: tmp_path / f"l.{k}" for k in ("graphml", "json", "html", "png")}
-    argv = ["lineage", "--cache", str(store.root), "--graphml", str(files["graphml"]), "--node-link", str(files["json"]), "--html", str(files["html"]), "--png", str(files["png"])]
+    argv = [
+        "lineage",
+        "--cache",
+        str(store.root),
+        "--graphml",
+        str(files["graphml"]),
+        "--node-link",
+        str(files["json"]),
+        "--html",
+        str(files["html"]),
+        "--png",
+        str(files["png"]),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "ARI" in out and "parent-child recall" in out

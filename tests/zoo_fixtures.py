@@ -1,6 +1,7 @@
 """A tiny model-family zoo built once per test process (about 15 s on 2 cores), shared by the zoo,
 lineage and attribution tests. It is the real zoo code at a smaller size: 32-pixel crops, 8-channel
 generators, a few hundred generator steps."""
+
 from __future__ import annotations
 
 import atexit
@@ -11,7 +12,9 @@ from pathlib import Path
 from engine.storage.store import Store
 from engine.zoo.demo import ZooConfig, build_demo
 
-TINY = ZooConfig(crop=32, patch=16, width=8, base_steps=200, ckpt_steps=60, finetune_steps=60, style_steps=30, n_train=48, n_test=48)
+TINY = ZooConfig(
+    crop=32, patch=16, width=8, base_steps=200, ckpt_steps=60, finetune_steps=60, style_steps=30, n_train=48, n_test=48
+)
 
 _BUILT: dict[str, object] = {}
 

@@ -4,6 +4,7 @@ ranked scores, the analysed region, warnings, residual, provenance and metadata.
 Uploads live in this browser session only (Streamlit keeps each session's files apart) and are
 decoded in memory; results are kept in the session state, keyed by the files' hashes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,9 @@ from dashboard.state import get_store
 from dashboard.ui import guarded
 from dashboard.uploads import SAMPLES_KEY, ServerFile, read_uploads
 from engine.api import residuals_of
-from engine.lineage.case_report import Verdict, case_report_html, summarise
-from engine.errors import ConfigError
 from engine.data.tiles import centre_box
+from engine.errors import ConfigError
+from engine.lineage.case_report import Verdict, case_report_html, summarise
 from engine.provenance.signals import compare, read_provenance
 
 DETAIL_ALL = 3  # up to this many images every detail is shown; beyond, one at a time
@@ -36,7 +37,9 @@ def attributions(images, names: list[str], raw: dict[str, bytes]):
         attribution = require("lineage.attribution", "attribution")
         with st.spinner(f"Scoring {len(images)} image(s) against {len(fps)} models..."):
             cache.clear()  # keep one result set per session: uploads are not hoarded in memory
-            cache[key] = attribution.attribute(images, fps, store=get_store(), data=[raw.get(im.source) for im in images])
+            cache[key] = attribution.attribute(
+                images, fps, store=get_store(), data=[raw.get(im.source) for im in images]
+            )
     return cache[key], fps
 
 
@@ -64,7 +67,9 @@ def provenance_view(prov) -> None:
     """The watermark and metadata signals behind the headline's provenance part."""
     if prov is None:
         return
-    with st.expander(f"Provenance signals ({len(prov.signals)}): {', '.join(prov.generators()) or 'no generator named'}"):
+    with st.expander(
+        f"Provenance signals ({len(prov.signals)}): {', '.join(prov.generators()) or 'no generator named'}"
+    ):
         for s in prov.signals:
             st.markdown(f"**{s.strength}** · {s.kind}: `{s.value}`  \n{s.evidence}")
         if not prov.signals:
@@ -79,7 +84,9 @@ def metadata_view(raw: bytes | None, index: int) -> None:
             st.caption("not available for this file")
             return
         meta = image_metadata(raw)
-        st.write(f"C2PA manifest present: **{'yes' if meta.get('c2pa_manifest') else 'no'}**; software tag: **{meta.get('software') or 'none'}**")
+        st.write(
+            f"C2PA manifest present: **{'yes' if meta.get('c2pa_manifest') else 'no'}**; software tag: **{meta.get('software') or 'none'}**"
+        )
         st.dataframe(pd.DataFrame(metadata_rows(raw)), hide_index=True, width="stretch", key=f"attr_meta_{index}")
 
 
@@ -91,12 +98,19 @@ def show_result(image, result, verdict: Verdict, prov, fps_by_name: dict, raw: b
     crop = max((fp.crop for fp in fps_by_name.values()), default=0)
     h, w = image.pixels.shape[:2]
     boxes = [tuple(b) for b in result.tiles] or [centre_box(h, w, crop)]  # the tiles attribution scored
-    c1.image(with_boxes(image.pixels, boxes), width="stretch",
-             caption=f"{image.original_size[0]}x{image.original_size[1]} {image.format}; red: the analysed region{'s' if len(boxes) > 1 else ''} "
-                     f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); {'their correlations are averaged; ' if len(boxes) > 1 else ''}the rest of the image is not used")
+    c1.image(
+        with_boxes(image.pixels, boxes),
+        width="stretch",
+        caption=f"{image.original_size[0]}x{image.original_size[1]} {image.format}; red: the analysed region{'s' if len(boxes) > 1 else ''} "
+        f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); {'their correlations are averaged; ' if len(boxes) > 1 else ''}the rest of the image is not used",
+    )
     models = [r["model"] for r in result.ranking]
     scores = [float(r.get("score", 0.0)) for r in result.ranking]
-    c2.plotly_chart(ranking_bars(models, scores, result.verdict if result.verdict != "unknown" else None), width="stretch", key=f"attr_bars_{index}")
+    c2.plotly_chart(
+        ranking_bars(models, scores, result.verdict if result.verdict != "unknown" else None),
+        width="stretch",
+        key=f"attr_bars_{index}",
+    )
     with st.expander("Residual and spectrum"):
         with guarded("residual"):
             top = fps_by_name.get(models[0]) if models else None
@@ -111,12 +125,28 @@ def summary(verdicts: list[Verdict], results, fps, provs) -> None:
     frame = pd.DataFrame([{**v.row(), "warnings": "; ".join(v.warnings + v.disagreements)} for v in verdicts])
     st.subheader(f"Summary ({len(verdicts)} image{'s' if len(verdicts) != 1 else ''})")
     st.dataframe(frame.drop(columns=["sha256"]), hide_index=True, width="stretch", key="attr_summary")
-    page = case_report_html(verdicts, results, fps, [[s.to_dict() for s in p.signals] if p is not None else [] for p in provs])
+    page = case_report_html(
+        verdicts, results, fps, [[s.to_dict() for s in p.signals] if p is not None else [] for p in provs]
+    )
     c1, c2 = st.columns(2)
-    c1.download_button("Download summary CSV", data=frame.to_csv(index=False).encode(), file_name="attribution.csv", mime="text/csv", key="attr_csv")
-    c2.download_button("Download case report (HTML)", data=page.encode(), file_name="case_report.html", mime="text/html", key="attr_report")
-    st.caption("The case report holds file names and SHA-256, verdicts and confidences, the models compared with their held-out "
-               "accuracy, provenance signals, warnings and the engine version, in one HTML file that opens anywhere.")
+    c1.download_button(
+        "Download summary CSV",
+        data=frame.to_csv(index=False).encode(),
+        file_name="attribution.csv",
+        mime="text/csv",
+        key="attr_csv",
+    )
+    c2.download_button(
+        "Download case report (HTML)",
+        data=page.encode(),
+        file_name="case_report.html",
+        mime="text/html",
+        key="attr_report",
+    )
+    st.caption(
+        "The case report holds file names and SHA-256, verdicts and confidences, the models compared with their held-out "
+        "accuracy, provenance signals, warnings and the engine version, in one HTML file that opens anywhere."
+    )
 
 
 def attribute_batch(batch, chosen: list[str]) -> None:
@@ -131,16 +161,22 @@ def attribute_batch(batch, chosen: list[str]) -> None:
     summary(verdicts, results, fps, provs)
     indices = list(range(len(results)))
     if len(results) > DETAIL_ALL:  # a long batch: one image's details at a time, picked from the table's files
-        pick = st.selectbox("Details for", indices, format_func=lambda i: f"{results[i].source}: {verdicts[i].label}", key="attr_detail")
+        pick = st.selectbox(
+            "Details for", indices, format_func=lambda i: f"{results[i].source}: {verdicts[i].label}", key="attr_detail"
+        )
         indices = [pick]
     for i in indices:
         with st.container(border=True):
-            show_result(batch.images[i], results[i], verdicts[i], provs[i], by_name, batch.data.get(batch.images[i].source), i)
+            show_result(
+                batch.images[i], results[i], verdicts[i], provs[i], by_name, batch.data.get(batch.images[i].source), i
+            )
 
 
 st.title("Attribute")
-st.caption("Upload suspect images: each is scored against every selected model's fingerprint. The headline gives the verdict with "
-           "its calibrated confidence, or says inconclusive / unknown, and flags near-ties and provenance that disagrees.")
+st.caption(
+    "Upload suspect images: each is scored against every selected model's fingerprint. The headline gives the verdict with "
+    "its calibrated confidence, or says inconclusive / unknown, and flags near-ties and provenance that disagrees."
+)
 names: list[str] = []
 with guarded("models"):
     names = get_store().names()
@@ -149,8 +185,10 @@ chosen = st.multiselect("Compare against", names, default=names, key="attr_model
 samples = st.session_state.get(SAMPLES_KEY) if not uploads else None
 if samples:
     truths = "; ".join(f"{Path(path).name}: {truth}" for path, truth in samples)
-    st.info(f"Attributing {len(samples)} sample image(s) from the store's held-out test sets (picked on the Models page); "
-            f"true sources: {truths}. Upload your own above.")
+    st.info(
+        f"Attributing {len(samples)} sample image(s) from the store's held-out test sets (picked on the Models page); "
+        f"true sources: {truths}. Upload your own above."
+    )
     st.button("Clear the samples", key="attr_clear_samples", on_click=lambda: st.session_state.pop(SAMPLES_KEY, None))
 if not names:
     st.info("No models in the store yet (see the Models page).")

@@ -1,4 +1,5 @@
 """Cross-detection page: model i's detector on model j's held-out generated images, as a heatmap."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,12 @@ def pick_models(names: list[str]) -> list[str]:
                 if not groups:
                     st.caption("No families with more than one model under the default thresholds.")
                 for i, group in enumerate(groups):
-                    st.button(f"All in family {i + 1}: {', '.join(group)}", key=f"fam_{i}", on_click=_select_family, args=(group,))
+                    st.button(
+                        f"All in family {i + 1}: {', '.join(group)}",
+                        key=f"fam_{i}",
+                        on_click=_select_family,
+                        args=(group,),
+                    )
     return chosen
 
 
@@ -43,11 +49,19 @@ def show_matrix(chosen: list[str]) -> None:
     idx = [result.names.index(n) for n in order]
     acc = np.asarray(result.accuracy, dtype=float)[np.ix_(idx, idx)]
     st.plotly_chart(heatmap(order, acc), width="stretch", key="cross_heatmap")
-    st.caption("Each cell is a balanced accuracy in %: 50 = chance (the detector cannot tell those images from real photos), "
-               "100 = perfect. Row = detector (fingerprint of), column = held-out generated images of. A high cell off the "
-               "diagonal means the two models share traces (a family). Hover a cell for both directions.")
+    st.caption(
+        "Each cell is a balanced accuracy in %: 50 = chance (the detector cannot tell those images from real photos), "
+        "100 = perfect. Row = detector (fingerprint of), column = held-out generated images of. A high cell off the "
+        "diagonal means the two models share traces (a family). Hover a cell for both directions."
+    )
     frame = pd.DataFrame(acc * 100, index=pd.Index(order, name="detector"), columns=order).round(2)
-    st.download_button("Download CSV (accuracy %)", data=frame.to_csv().encode(), file_name="cross_detection.csv", mime="text/csv", key="cross_csv")
+    st.download_button(
+        "Download CSV (accuracy %)",
+        data=frame.to_csv().encode(),
+        file_name="cross_detection.csv",
+        mime="text/csv",
+        key="cross_csv",
+    )
 
 
 st.title("Cross-detection")

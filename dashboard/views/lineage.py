@@ -1,4 +1,5 @@
 """Lineage page: the inferred family tree, thresholds that redraw it, a metadata editor, exports, Share."""
+
 from __future__ import annotations
 
 import json
@@ -50,11 +51,13 @@ def metadata_editor(initial: dict[str, dict], key: str) -> dict[str, dict]:
 
 SLIDER_HELP = {
     "family_threshold": "Models join one family while their mean mutual cross-detection accuracy (affinity) is at least this. "
-                        "0.5 = chance: lower it to merge more models into families, raise it to split them.",
+    "0.5 = chance: lower it to merge more models into families, raise it to split them.",
     "edge_threshold": "Within a family the page draws a tree of the strongest links; a link weaker than this is dropped. "
-                      "Lowering it below the family's weakest tree link changes nothing: the tree already holds every member.",
+    "Lowering it below the family's weakest tree link changes nothing: the tree already holds every member.",
 }
-AFFINITY_HELP = "How the two directions C[i][j] and C[j][i] combine: min (both must detect each other) or their geometric mean."
+AFFINITY_HELP = (
+    "How the two directions C[i][j] and C[j][i] combine: min (both must detect each other) or their geometric mean."
+)
 
 
 def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, Any]:
@@ -62,11 +65,21 @@ def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, 
     c1, c2, c3 = st.columns(3)
     for col, field in ((c1, "family_threshold"), (c2, "edge_threshold")):
         if field in params:
-            params[field] = col.slider(field.replace("_", " "), 0.0, 1.0, float(params[field]), 0.01, key=f"{prefix}_{field}", help=SLIDER_HELP[field])
+            params[field] = col.slider(
+                field.replace("_", " "),
+                0.0,
+                1.0,
+                float(params[field]),
+                0.01,
+                key=f"{prefix}_{field}",
+                help=SLIDER_HELP[field],
+            )
     if "affinity" in params:
         options = list(require("lineage.graph", "lineage inference").AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
-        params["affinity"] = c3.selectbox("affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP)
+        params["affinity"] = c3.selectbox(
+            "affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP
+        )
     return params
 
 
@@ -74,8 +87,10 @@ def edge_threshold_note(graph, params: dict[str, Any]) -> None:
     """Say when the edge slider is below every drawn link, where moving it further changes nothing."""
     weakest = min((float(d.get("affinity", 1.0)) for _, _, d in graph.edges(data=True)), default=None)
     if weakest is not None and params.get("edge_threshold", 0.0) < weakest:
-        st.caption(f"Edge threshold {params['edge_threshold']:.2f} is below the weakest drawn link ({weakest:.2f}): lowering it further "
-                   f"changes nothing; raise it above {weakest:.2f} to drop weak links.")
+        st.caption(
+            f"Edge threshold {params['edge_threshold']:.2f} is below the weakest drawn link ({weakest:.2f}): lowering it further "
+            f"changes nothing; raise it above {weakest:.2f} to drop weak links."
+        )
 
 
 def edge_table(graph) -> None:
@@ -94,9 +109,23 @@ def exports(graph) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lineage.graphml"
         lineage.to_graphml(graph, path)
-        c1.download_button("GraphML", data=path.read_bytes(), file_name="lineage.graphml", mime="application/xml", key="exp_graphml")
-    c2.download_button("JSON", data=json.dumps(lineage.to_node_link(graph), indent=2, default=str).encode(), file_name="lineage.json", mime="application/json", key="exp_json")
-    c3.download_button("HTML", data=lineage.to_html(graph, "DIF lineage").encode(), file_name="lineage.html", mime="text/html", key="exp_html")
+        c1.download_button(
+            "GraphML", data=path.read_bytes(), file_name="lineage.graphml", mime="application/xml", key="exp_graphml"
+        )
+    c2.download_button(
+        "JSON",
+        data=json.dumps(lineage.to_node_link(graph), indent=2, default=str).encode(),
+        file_name="lineage.json",
+        mime="application/json",
+        key="exp_json",
+    )
+    c3.download_button(
+        "HTML",
+        data=lineage.to_html(graph, "DIF lineage").encode(),
+        file_name="lineage.html",
+        mime="text/html",
+        key="exp_html",
+    )
     with guarded("PNG export"):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "lineage.png"
@@ -159,9 +188,20 @@ def truth_graph(truth: dict, result):
         parent = models[child].get("parent")
         if parent in result.names:
             i, j = result.names.index(parent), result.names.index(child)
-            c_ij, c_ji = float(acc[i][j] if acc[i][j] is not None else 0.5), float(acc[j][i] if acc[j][i] is not None else 0.5)
-            graph.add_edge(parent, child, c_ij=c_ij, c_ji=c_ji, affinity=min(c_ij, c_ji), confidence=max(0.0, 2 * (min(c_ij, c_ji) - 0.5)),
-                           directed=True, orientation="ground truth")
+            c_ij, c_ji = (
+                float(acc[i][j] if acc[i][j] is not None else 0.5),
+                float(acc[j][i] if acc[j][i] is not None else 0.5),
+            )
+            graph.add_edge(
+                parent,
+                child,
+                c_ij=c_ij,
+                c_ji=c_ji,
+                affinity=min(c_ij, c_ji),
+                confidence=max(0.0, 2 * (min(c_ij, c_ji) - 0.5)),
+                directed=True,
+                orientation="ground truth",
+            )
     return graph
 
 
@@ -172,17 +212,30 @@ def beside_truth(graph, truth: dict, result) -> None:
     engine_score = lineage.score_lineage(lineage_graph(result, None, default_params()), truth)
     recall = score["parent_child_recall"]
     c1, c2, c3 = st.columns(3)
-    c1.metric("Families recovered (ARI)", f"{score['ari']:.2f}", help="Adjusted Rand index of the inferred families against the truth: 1 = identical, 0 = chance.")
-    c2.metric("Parent-child recall", "n/a" if recall is None else f"{recall:.2f}",
-              help="Share of true parent-child pairs joined by an edge (a directed edge must point from parent to child).")
+    c1.metric(
+        "Families recovered (ARI)",
+        f"{score['ari']:.2f}",
+        help="Adjusted Rand index of the inferred families against the truth: 1 = identical, 0 = chance.",
+    )
+    c2.metric(
+        "Parent-child recall",
+        "n/a" if recall is None else f"{recall:.2f}",
+        help="Share of true parent-child pairs joined by an edge (a directed edge must point from parent to child).",
+    )
     c3.metric("True parent-child pairs found", f"{len(score['parent_child_found'])}/{len(score['parent_child_pairs'])}")
     if score["ari"] < 1.0 or (recall is not None and recall < 1.0):
         missed = [f"{p} → {c}" for p, c in score["parent_child_pairs"] if [p, c] not in score["parent_child_found"]]
-        st.warning("These thresholds do not recover the truth exactly" + (f": families differ (ARI {score['ari']:.2f})" if score["ari"] < 1.0 else "")
-                   + (f"; missed parent-child pairs: {', '.join(missed)}" if missed else "") + ". Cross-detection sees shared traces, "
-                   "not the training history: a later checkpoint or a fine-tune of a fine-tune can sit closer to a sibling than to its parent.")
-    st.caption(f"The engine's general defaults (family {default_params()['family_threshold']:.2f}, edge {default_params()['edge_threshold']:.2f}) "
-               f"give ARI {engine_score['ari']:.2f} here; the page opens the demo zoo at the family threshold measured to recover its families.")
+        st.warning(
+            "These thresholds do not recover the truth exactly"
+            + (f": families differ (ARI {score['ari']:.2f})" if score["ari"] < 1.0 else "")
+            + (f"; missed parent-child pairs: {', '.join(missed)}" if missed else "")
+            + ". Cross-detection sees shared traces, "
+            "not the training history: a later checkpoint or a fine-tune of a fine-tune can sit closer to a sibling than to its parent."
+        )
+    st.caption(
+        f"The engine's general defaults (family {default_params()['family_threshold']:.2f}, edge {default_params()['edge_threshold']:.2f}) "
+        f"give ARI {engine_score['ari']:.2f} here; the page opens the demo zoo at the family threshold measured to recover its families."
+    )
     left, right = st.columns(2)
     with left:
         draw(graph, "Inferred from cross-detection")
@@ -208,7 +261,9 @@ def live_view() -> None:
     truth = ground_truth(chosen)
     params = threshold_inputs(page_defaults(chosen, truth))
     with st.expander("Metadata (orients edges)", expanded=False):
-        metadata = metadata_editor(stored_metadata(chosen), key=f"lin_meta_{abs(hash(tuple(chosen)))}")  # new table per model set
+        metadata = metadata_editor(
+            stored_metadata(chosen), key=f"lin_meta_{abs(hash(tuple(chosen)))}"
+        )  # new table per model set
         if st.button("Save metadata to the store", key="lin_meta_save"):
             store = get_store()
             for name, meta in metadata.items():
@@ -237,7 +292,9 @@ def report_view(report_id: str) -> None:
     result = cross.CrossResult.from_dict(payload["cross"])
     params = threshold_inputs({**default_params(), **payload.get("params", {})}, prefix=f"rep_{report_id}")
     with st.expander("Metadata (orients edges)", expanded=False):
-        metadata = metadata_editor({n: payload.get("metadata", {}).get(n, {}) for n in result.names}, key=f"rep_meta_{report_id}")
+        metadata = metadata_editor(
+            {n: payload.get("metadata", {}).get(n, {}) for n in result.names}, key=f"rep_meta_{report_id}"
+        )
     graph = lineage_graph(result, metadata, params)
     draw(graph)
     edge_table(graph)

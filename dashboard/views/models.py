@@ -1,4 +1,5 @@
 """Models page: the store as a table, training with live progress, per-model view, import/export."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,8 @@ from dashboard.state import get_store, server_paths_allowed
 from dashboard.training import TrainRequest, estimate_seconds, run_training, time_two_steps
 from dashboard.ui import error_line, guarded, log
 from dashboard.uploads import SAMPLES_KEY, read_uploads
-from engine.method.config import METHODS, TrainConfig
 from engine.errors import ConfigError, DifError
+from engine.method.config import METHODS, TrainConfig
 from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
 from engine.storage.names import validate_name
 
@@ -49,8 +50,10 @@ def model_table() -> None:
         st.info("The store has no models yet: add one below, or run `dif serve` without --no-demo to get the demo zoo.")
     unchecked = [r["name"] for r in rows if r["held-out accuracy"] is None]
     if unchecked:
-        st.warning(f"Not checked on held-out images: {', '.join(unchecked)}. Nobody knows how often these models are right; "
-                   "their verdicts may claim real photos. Retrain them below with enough images (the page holds a quarter out).")
+        st.warning(
+            f"Not checked on held-out images: {', '.join(unchecked)}. Nobody knows how often these models are right; "
+            "their verdicts may claim real photos. Retrain them below with enough images (the page holds a quarter out)."
+        )
     for line in broken:
         st.warning(f"unreadable entry {line}")
 
@@ -60,12 +63,19 @@ def _config_inputs() -> TrainConfig:
     c1, c2, c3 = st.columns(3)
     extractors = available_extractors()
     method = c1.selectbox("Method", METHODS, index=METHODS.index(d.method), key="tr_method")
-    extractor = c1.selectbox("Residual extractor", extractors, index=extractors.index(DEFAULT_EXTRACTOR) if DEFAULT_EXTRACTOR in extractors else 0, key="tr_extractor")
+    extractor = c1.selectbox(
+        "Residual extractor",
+        extractors,
+        index=extractors.index(DEFAULT_EXTRACTOR) if DEFAULT_EXTRACTOR in extractors else 0,
+        key="tr_extractor",
+    )
     crop = c2.number_input("Crop", min_value=32, max_value=1024, value=d.crop, step=8, key="tr_crop")
     border = c2.number_input("Border", min_value=0, max_value=64, value=d.border, step=1, key="tr_border")
     steps = c3.number_input("Steps", min_value=1, max_value=100_000, value=d.steps, step=50, key="tr_steps")
     batch = c3.number_input("Batch", min_value=2, max_value=1024, value=d.batch, step=2, key="tr_batch")
-    return TrainConfig(method=method, extractor=extractor, crop=int(crop), border=int(border), steps=int(steps), batch=int(batch))
+    return TrainConfig(
+        method=method, extractor=extractor, crop=int(crop), border=int(border), steps=int(steps), batch=int(batch)
+    )
 
 
 def add_model() -> None:
@@ -77,10 +87,14 @@ def add_model() -> None:
         fake_files = real_files = None
         fake_dir = real_dir = ""
         if mode == sources[0]:
-            fake_files = st.file_uploader("Generated images (the model's outputs)", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_fake")
+            fake_files = st.file_uploader(
+                "Generated images (the model's outputs)", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_fake"
+            )
             real_files = st.file_uploader("Real photos", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_real")
-            st.caption("A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to measure "
-                       "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT CHECKED.")
+            st.caption(
+                "A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to measure "
+                "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT CHECKED."
+            )
         else:
             fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
             real_dir = st.text_input("Folder of real photos", key="tr_real_dir")
@@ -91,9 +105,17 @@ def add_model() -> None:
         overwrite = st.checkbox("Replace a model of the same name", key="tr_overwrite")
         if config is not None:
             time_hint(config)
-        running = st.session_state.pop("tr_running", False)  # set by the click; gone on the next rerun, however this one ends
-        st.button("Train", type="primary", key="tr_go", disabled=running, on_click=lambda: st.session_state.update(tr_running=True),
-                  help="disabled while a training run is going")
+        running = st.session_state.pop(
+            "tr_running", False
+        )  # set by the click; gone on the next rerun, however this one ends
+        st.button(
+            "Train",
+            type="primary",
+            key="tr_go",
+            disabled=running,
+            on_click=lambda: st.session_state.update(tr_running=True),
+            help="disabled while a training run is going",
+        )
         go = running
     if st.session_state.pop("tr_cancelled_flag", False):
         st.warning("Training cancelled; nothing was stored.")
@@ -107,14 +129,25 @@ def add_model() -> None:
         return
     try:
         st.button("Cancel training", key="tr_cancel", on_click=lambda: st.session_state.update(tr_cancelled_flag=True))
-        st.session_state["tr_done"] = train_now(name, mode == sources[0], config, overwrite, fake_files, real_files, fake_dir, real_dir)
+        st.session_state["tr_done"] = train_now(
+            name, mode == sources[0], config, overwrite, fake_files, real_files, fake_dir, real_dir
+        )
     except Exception as exc:  # UI boundary: one line, shown after the rerun below
         log.warning("training failed: %s", exc, exc_info=not isinstance(exc, DifError))
         st.session_state["tr_error"] = f"training: {error_line(exc)}"
     st.rerun()  # re-enables Train (it is disabled while a run is going) and redraws the table
 
 
-def train_now(name: str, from_uploads: bool, config: TrainConfig | None, overwrite: bool, fake_files, real_files, fake_dir: str, real_dir: str) -> str:
+def train_now(
+    name: str,
+    from_uploads: bool,
+    config: TrainConfig | None,
+    overwrite: bool,
+    fake_files,
+    real_files,
+    fake_dir: str,
+    real_dir: str,
+) -> str:
     """Validate, train and store; returns the success line (held-out accuracy first)."""
     validate_name(name, "model name")
     if config is None:
@@ -129,8 +162,11 @@ def train_now(name: str, from_uploads: bool, config: TrainConfig | None, overwri
         request = TrainRequest(name=name, config=config, fake_dir=fake_dir.strip(), real_dir=real_dir.strip())
     fp = run_training(request, get_store())
     acc = (fp.test_metrics or {}).get("accuracy")
-    checked = (f"held-out accuracy {100 * acc:.1f}% on {len(fp.test_files.get('real', []))} real + {len(fp.test_files.get('fake', []))} generated images kept out of training"
-               if acc is not None else "NOT CHECKED: too few uploads to hold any out (upload at least 8 of each)")
+    checked = (
+        f"held-out accuracy {100 * acc:.1f}% on {len(fp.test_files.get('real', []))} real + {len(fp.test_files.get('fake', []))} generated images kept out of training"
+        if acc is not None
+        else "NOT CHECKED: too few uploads to hold any out (upload at least 8 of each)"
+    )
     return f"Stored {fp.name}: {checked}; mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}"
 
 
@@ -142,15 +178,21 @@ def time_hint(config: TrainConfig) -> None:
     estimate = estimate_seconds(get_store(), config)
     measured = st.session_state.get("tr_step_time", {}).get(repr(config.to_dict() | {"steps": 0}))
     if measured is not None:
-        st.caption(f"Time: about {measured * config.steps:.0f} s for {config.steps} steps (measured here: {measured:.2f} s a step), plus residuals.")
+        st.caption(
+            f"Time: about {measured * config.steps:.0f} s for {config.steps} steps (measured here: {measured:.2f} s a step), plus residuals."
+        )
     elif estimate is not None:
-        st.caption(f"Time: about {estimate[0]:.0f} s for {config.steps} steps (scaled from {estimate[1]} DIF model(s) trained here), plus residuals.")
+        st.caption(
+            f"Time: about {estimate[0]:.0f} s for {config.steps} steps (scaled from {estimate[1]} DIF model(s) trained here), plus residuals."
+        )
     elif st.button("Estimate the time (runs 2 steps)", key="tr_time"):
         per_step = time_two_steps(config)
         st.session_state.setdefault("tr_step_time", {})[repr(config.to_dict() | {"steps": 0})] = per_step
         st.rerun()
     else:
-        st.caption("Time: no DIF model trained on this server yet to time it by; press the button to measure two steps.")
+        st.caption(
+            "Time: no DIF model trained on this server yet to time it by; press the button to measure two steps."
+        )
 
 
 def training_notes(fp) -> list[str]:
@@ -162,15 +204,19 @@ def training_notes(fp) -> list[str]:
         lines.append("No known watermark in the generated training images.")
     if fp.reference_pool:
         rp = fp.reference_pool
-        lines.append(f"mu_real calibrated on {rp['n_images']} real photos from {rp['n_scenes']} scenes "
-                     f"({rp['mu_real_pool']:+.4f}; the training photos alone gave {rp['mu_real_training']:+.4f}).")
+        lines.append(
+            f"mu_real calibrated on {rp['n_images']} real photos from {rp['n_scenes']} scenes "
+            f"({rp['mu_real_pool']:+.4f}; the training photos alone gave {rp['mu_real_training']:+.4f})."
+        )
     if fp.calibration_set:
         cs = fp.calibration_set
         lines.append(f"mu_generated from {cs.get('n_fake', '?')} generated images: {cs.get('source', '')}.")
     if fp.threshold is not None:
         d = fp.decision
-        lines.append(f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of the "
-                     f"{d['reference']} ({d['n_reference']} images).")
+        lines.append(
+            f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of the "
+            f"{d['reference']} ({d['n_reference']} images)."
+        )
     elif fp.decision:
         reason = fp.decision.get("reason")
         lines.append("Decision: the closer of mu_real and mu_generated" + (f" ({reason})." if reason else "."))
@@ -192,7 +238,9 @@ def model_detail() -> None:
         c2.image(enlarge(spectrum8(fp.tensor)), caption="centred log-magnitude FFT", width="stretch")
         if fp.history:
             hist = pd.DataFrame(fp.history).set_index("step")[["batch_mu_real", "batch_mu_fake"]]
-            st.line_chart(hist.rename(columns={"batch_mu_real": "mu_real", "batch_mu_fake": "mu_generated"}), height=200)
+            st.line_chart(
+                hist.rename(columns={"batch_mu_real": "mu_real", "batch_mu_fake": "mu_generated"}), height=200
+            )
         for line in training_notes(fp):
             st.caption(line)
         with st.expander("Card"):
@@ -201,7 +249,13 @@ def model_detail() -> None:
             card.pop("history", None)
             st.json(card, expanded=1)
         d1, d2 = st.columns(2)
-        d1.download_button("Download model file", data=store.raw(name), file_name=f"{name}.dif.safetensors", mime="application/octet-stream", key="dl_model")
+        d1.download_button(
+            "Download model file",
+            data=store.raw(name),
+            file_name=f"{name}.dif.safetensors",
+            mime="application/octet-stream",
+            key="dl_model",
+        )
         confirm = d2.checkbox(f"Yes, delete {name}", key=f"confirm_delete_{name}")
         if d2.button("Delete", disabled=not confirm, key="delete_model"):
             store.delete(name)
@@ -218,7 +272,9 @@ def import_model() -> None:
         overwrite = st.checkbox("Replace a model of the same name", key="import_overwrite")
         if st.button("Import", disabled=upload is None, key="import_go") and upload is not None:
             with guarded("import"):
-                fp = get_store().import_bytes(upload.getvalue(), source=upload.name[:120], name=new_name.strip() or None, overwrite=overwrite)
+                fp = get_store().import_bytes(
+                    upload.getvalue(), source=upload.name[:120], name=new_name.strip() or None, overwrite=overwrite
+                )
                 st.success(f"Imported {fp.name}")
 
 
@@ -233,7 +289,9 @@ def landing() -> None:
     with guarded("samples"):
         samples = sample_images(get_store())
         if samples:
-            st.caption("Try it: held-out images (never trained on) from the store; attribute one and check the verdict against its true source.")
+            st.caption(
+                "Try it: held-out images (never trained on) from the store; attribute one and check the verdict against its true source."
+            )
             cols = st.columns(len(samples))
             for i, (col, sample) in enumerate(zip(cols, samples)):
                 col.image(sample.path, caption=sample.truth, width="stretch")

@@ -6,6 +6,7 @@ straddle the split), train on N generated + N real, test on the held-out generat
 many held-out real images. Residuals are computed once per image (and cached across runs), then
 every method and train size reuses them, so a second run costs only training.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,21 +21,21 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine.data.images import list_images, load_images
+from engine.data.perturb import PERTURBATIONS, perturb
+from engine.data.reference_pool import build_pool
+from engine.data.splits import split_half, take
+from engine.device import default_device, describe_device
+from engine.errors import ConfigError
 from engine.method.calibration import calibrate
 from engine.method.config import TrainConfig
 from engine.method.correlation import rho_matrix
-from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
 from engine.method.detect import decide, signed_score
-from engine.device import default_device, describe_device
-from engine.errors import ConfigError
-from engine.data.images import list_images, load_images
-from engine.method.registry import features, fit, leave_one_out_rho
 from engine.method.metrics import detection_metrics
-from engine.data.perturb import PERTURBATIONS, perturb
-from engine.data.reference_pool import build_pool
+from engine.method.registry import features, fit, leave_one_out_rho
 from engine.provenance.watermark_match import mark_share, marked_copies, survey
 from engine.residuals.compute import compute_residuals, residual_key
-from engine.data.splits import split_half, take
+from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
 
 Progress = Callable[[str], None]
 
@@ -114,7 +115,9 @@ def _validate(cfg: BenchConfig) -> None:
             raise ConfigError(f"unknown correlation {mode!r} (choose from {', '.join(CORRELATIONS)})")
     for variant in cfg.train_variants:
         if variant not in TRAIN_VARIANTS and (variant not in PERTURBATIONS or variant == "none"):
-            raise ConfigError(f"unknown training variant {variant!r} (choose from {', '.join(TRAIN_VARIANTS)} or a perturbation)")
+            raise ConfigError(
+                f"unknown training variant {variant!r} (choose from {', '.join(TRAIN_VARIANTS)} or a perturbation)"
+            )
 
 
 def training_sets(variant: str, real: list, fake: list, watermark: str | None, seed: int) -> tuple[list, list, bool]:
@@ -145,8 +148,15 @@ def _pools(cfg: BenchConfig, say: Progress) -> dict[str, object]:
     return {"pool": pool}
 
 
-def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None,
-              checkpoint: Callable[[list[dict]], None] | None = None, resume_rows: list[dict] | None = None, max_minutes: float | None = None) -> dict:
+def run_bench(
+    cfg: BenchConfig,
+    store=None,
+    progress: Progress | None = None,
+    step_progress: Callable[[int, int], None] | None = None,
+    checkpoint: Callable[[list[dict]], None] | None = None,
+    resume_rows: list[dict] | None = None,
+    max_minutes: float | None = None,
+) -> dict:
     """Run the whole grid; returns {"config", "environment", "rows", "summary", "timings", ...}.
 
     ``progress`` gets one line per stage, each fit numbered against the grid's total;
@@ -159,7 +169,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
     root = Path(cfg.data)
     if not (root / cfg.real).is_dir():
         raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
-    models = list(cfg.models) or sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith("."))
+    models = list(cfg.models) or sorted(
+        p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith(".")
+    )
     if not models:
         raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
     _validate(cfg)
@@ -171,7 +183,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
     surveys: dict = {}
     pools = _pools(cfg, say)
     pool_info = {name: p.summary() for name, p in pools.items()}
-    pool_res = {name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images}
+    pool_res = {
+        name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images
+    }
     real_files = list_images(root / cfg.real)
     total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
     fit_no = skipped_fits = 0
@@ -192,16 +206,27 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
             real_test_f, fake_test_f = take(real_test_f, n_test, seed), take(fake_test_f, n_test, seed)
             max_n = max(cfg.train_sizes)
             real_train_f, fake_train_f = take(real_half_f, max_n, seed), take(fake_train_f, max_n, seed)
-            say(f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and {len(real_test_f) + len(fake_test_f)} test images")
+            say(
+                f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and {len(real_test_f) + len(fake_test_f)} test images"
+            )
             sets = {}
-            for key, files in (("real_train", real_train_f), ("fake_train", fake_train_f), ("real_test", real_test_f), ("fake_test", fake_test_f), ("real_half", real_half_f if cfg.reference_pool else [])):
+            for key, files in (
+                ("real_train", real_train_f),
+                ("fake_train", fake_train_f),
+                ("real_test", real_test_f),
+                ("fake_test", fake_test_f),
+                ("real_half", real_half_f if cfg.reference_pool else []),
+            ):
                 images, bad = load_images(files, crop=cfg.crop)
                 for err in bad:
                     say(f"skipped {err}")
                 sets[key] = images
             found = survey(sets["fake_train"])
             surveys.setdefault(model, []).append({"repeat": repeat, **found.to_dict()})
-            say(f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images" + (f" -> {found.generator}" if found.generator else ""))
+            say(
+                f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images"
+                + (f" -> {found.generator}" if found.generator else "")
+            )
             say(f"{model} repeat {repeat}: residuals ({cfg.extractor})")
             res = {k: _residuals(v, extractor, cfg.border, cache, timings) for k, v in sets.items() if k != "real_half"}
             probe_res = _residuals(marked_copies(sets["real_test"]), extractor, cfg.border, cache, timings)
@@ -209,7 +234,9 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
             if cfg.reference_pool and sets["real_half"]:
                 # the user's own photos: here the whole real training half (scenes disjoint from the test half)
                 half_res = _residuals(sets["real_half"], extractor, cfg.border, cache, timings)
-                fold_pools["pool+train-half"] = torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
+                fold_pools["pool+train-half"] = (
+                    torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
+                )
             test_res = {}
             for pert in cfg.perturb:
                 if pert == "none":
@@ -223,49 +250,99 @@ def run_bench(cfg: BenchConfig, store=None, progress: Progress | None = None, st
                 if variant == "no-wm-match" and found.generator is None:
                     say(f"{model}: no known watermark, so no-wm-match equals default; skipped")
                     continue
-                real_imgs, fake_imgs, matched = training_sets(variant, sets["real_train"], sets["fake_train"], found.generator, seed)
+                real_imgs, fake_imgs, matched = training_sets(
+                    variant, sets["real_train"], sets["fake_train"], found.generator, seed
+                )
                 tr_all_r = _residuals(real_imgs, extractor, cfg.border, cache, timings)
                 tr_all_f = _residuals(fake_imgs, extractor, cfg.border, cache, timings)
                 for n in cfg.train_sizes:
-                    idx_r = torch.tensor(sorted(random.Random(seed + 7).sample(range(tr_all_r.shape[0]), min(n, tr_all_r.shape[0]))))
-                    idx_f = torch.tensor(sorted(random.Random(seed + 8).sample(range(tr_all_f.shape[0]), min(n, tr_all_f.shape[0]))))
+                    idx_r = torch.tensor(
+                        sorted(random.Random(seed + 7).sample(range(tr_all_r.shape[0]), min(n, tr_all_r.shape[0])))
+                    )
+                    idx_f = torch.tensor(
+                        sorted(random.Random(seed + 8).sample(range(tr_all_f.shape[0]), min(n, tr_all_f.shape[0])))
+                    )
                     tr_r, tr_f = tr_all_r[idx_r], tr_all_f[idx_f]
                     for method in cfg.methods:
-                        config = TrainConfig(method=method, steps=cfg.steps, crop=cfg.crop, border=cfg.border, extractor=cfg.extractor, seed=seed,
-                                             loss=cfg.loss, margin=cfg.margin, lr=cfg.lr)
+                        config = TrainConfig(
+                            method=method,
+                            steps=cfg.steps,
+                            crop=cfg.crop,
+                            border=cfg.border,
+                            extractor=cfg.extractor,
+                            seed=seed,
+                            loss=cfg.loss,
+                            margin=cfg.margin,
+                            lr=cfg.lr,
+                        )
                         fit_no += 1
                         key = (model, method, n, repeat, variant)
                         if key in finished:
-                            say(f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}]: {method} with {n}+{n} kept from the earlier run")
+                            say(
+                                f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}]: {method} with {n}+{n} kept from the earlier run"
+                            )
                             rows += finished[key]
                             continue
                         if deadline is not None and time.time() > deadline:
                             skipped_fits += 1
                             continue
-                        say(f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}")
+                        say(
+                            f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
+                        )
                         result = fit(method, tr_r, tr_f, config, device, on_step if method == "dif" else None)
                         for mode in cfg.correlations:
-                            rows += _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr_f, test_res, probe_res, fold_pools)
+                            rows += _evaluate(
+                                model,
+                                method,
+                                n,
+                                repeat,
+                                variant,
+                                matched,
+                                mode,
+                                result,
+                                tr_r,
+                                tr_f,
+                                test_res,
+                                probe_res,
+                                fold_pools,
+                            )
                         if checkpoint is not None:
                             checkpoint([asdict(r) for r in rows])
-    env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(), "extractor_id": extractor.cache_id}
+    env = {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "extractor_id": extractor.cache_id,
+    }
     timings["fits_not_run"] = skipped_fits
     if skipped_fits:
         say(f"time limit reached: {skipped_fits} of {total_fits} fits not run; the summary covers the rest")
     if timings.get("residual_images"):
         timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
-    dif_rows = [r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation]
+    dif_rows = [
+        r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation
+    ]
     if dif_rows:
         timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / cfg.steps
-    return {"config": asdict(cfg), "environment": env, "timings": timings, "watermark_surveys": surveys, "reference_pools": pool_info,
-            "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
+    return {
+        "config": asdict(cfg),
+        "environment": env,
+        "timings": timings,
+        "watermark_surveys": surveys,
+        "reference_pools": pool_info,
+        "rows": [asdict(r) for r in rows],
+        "summary": summarize(rows),
+    }
 
 
 def _rho(method: str, tensor: torch.Tensor, residuals: torch.Tensor, mode: str) -> np.ndarray:
     return rho_matrix(features(method, residuals), tensor.unsqueeze(0), mode=mode)[:, 0].double().numpy()
 
 
-def _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr_f, test_res, probe_res, pools) -> list[BenchRow]:
+def _evaluate(
+    model, method, n, repeat, variant, matched, mode, result, tr_r, tr_f, test_res, probe_res, pools
+) -> list[BenchRow]:
     """All rows of one trained fingerprint under one detection statistic."""
     fp_tensor = result.tensor
     # the statistic changes detection only: mu_r / mu_f are re-measured with it
@@ -284,14 +361,42 @@ def _evaluate(model, method, n, repeat, variant, matched, mode, result, tr_r, tr
         cals = {"training": calibration_metrics(mu_r, rho_train_r, rho_train_f, rho_r, rho_f, rho_probe)}
         for name, prho in pool_rho.items():
             cals[name] = calibration_metrics(float(prho.mean()), prho, rho_train_f, rho_r, rho_f, rho_probe)
-        rows.append(BenchRow(
-            model, method, n, repeat, pert, mode, m["accuracy"], m["acc_real"], m["acc_fake"], m["auc"], m["ap"], m["n_real"], m["n_fake"],
-            round(result.seconds, 3), per_image, mu_r, mu_f, variant, matched, float(np.mean(decide(rho_probe, mu_r, mu_f))), cals,
-        ))
+        rows.append(
+            BenchRow(
+                model,
+                method,
+                n,
+                repeat,
+                pert,
+                mode,
+                m["accuracy"],
+                m["acc_real"],
+                m["acc_fake"],
+                m["auc"],
+                m["ap"],
+                m["n_real"],
+                m["n_fake"],
+                round(result.seconds, 3),
+                per_image,
+                mu_r,
+                mu_f,
+                variant,
+                matched,
+                float(np.mean(decide(rho_probe, mu_r, mu_f))),
+                cals,
+            )
+        )
     return rows
 
 
-def calibration_metrics(mu_real: float, pool_rho: np.ndarray | None, rho_train_fake: np.ndarray, rho_r: np.ndarray, rho_f: np.ndarray, rho_probe: np.ndarray) -> dict:
+def calibration_metrics(
+    mu_real: float,
+    pool_rho: np.ndarray | None,
+    rho_train_fake: np.ndarray,
+    rho_r: np.ndarray,
+    rho_f: np.ndarray,
+    rho_probe: np.ndarray,
+) -> dict:
     """Test metrics with mu_real from one real set (training images or a reference pool).
 
     ``rule``: the paper's closer-mean decision with that mu_real. ``band``: the calibrated verdict
@@ -300,20 +405,37 @@ def calibration_metrics(mu_real: float, pool_rho: np.ndarray | None, rho_train_f
     """
     mu_f = float(np.mean(rho_train_fake))
     pred_r, pred_f = decide(rho_r, mu_real, mu_f), decide(rho_f, mu_real, mu_f)
-    out = {"mu_real": mu_real, "fpr": float(pred_r.mean()), "tpr": float(pred_f.mean()), "accuracy": float((1 - pred_r.mean() + pred_f.mean()) / 2),
-           "fpr_watermarked_real": float(decide(rho_probe, mu_real, mu_f).mean())}
+    out = {
+        "mu_real": mu_real,
+        "fpr": float(pred_r.mean()),
+        "tpr": float(pred_f.mean()),
+        "accuracy": float((1 - pred_r.mean() + pred_f.mean()) / 2),
+        "fpr_watermarked_real": float(decide(rho_probe, mu_real, mu_f).mean()),
+    }
     if pool_rho is not None and len(pool_rho) >= 2 and len(rho_train_fake) >= 2:
         cal = calibrate(pool_rho, rho_train_fake, source="reference-pool")
         v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-        out.update({"band_fpr": float(np.mean(v_r == "generated")), "band_tpr": float(np.mean(v_f == "generated")),
-                    "band_inconclusive_real": float(np.mean(v_r == "inconclusive")), "band_inconclusive_fake": float(np.mean(v_f == "inconclusive")),
-                    "band_accuracy": float((np.mean(v_r == "real") + np.mean(v_f == "generated")) / 2)})
+        out.update(
+            {
+                "band_fpr": float(np.mean(v_r == "generated")),
+                "band_tpr": float(np.mean(v_f == "generated")),
+                "band_inconclusive_real": float(np.mean(v_r == "inconclusive")),
+                "band_inconclusive_fake": float(np.mean(v_f == "inconclusive")),
+                "band_accuracy": float((np.mean(v_r == "real") + np.mean(v_f == "generated")) / 2),
+            }
+        )
     return out
 
 
-def train_rho(method: str, tensor: torch.Tensor, tr_r: torch.Tensor, tr_f: torch.Tensor, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def train_rho(
+    method: str, tensor: torch.Tensor, tr_r: torch.Tensor, tr_f: torch.Tensor, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
     """rho of the real and generated training residuals (generated leave-one-out for mean fingerprints)."""
-    rho_f = _rho(method, tensor, tr_f, mode) if method == "dif" or tr_f.shape[0] < 2 else leave_one_out_rho(method, tensor, tr_f, mode).double().numpy()
+    rho_f = (
+        _rho(method, tensor, tr_f, mode)
+        if method == "dif" or tr_f.shape[0] < 2
+        else leave_one_out_rho(method, tensor, tr_f, mode).double().numpy()
+    )
     return _rho(method, tensor, tr_r, mode), rho_f
 
 
@@ -334,11 +456,21 @@ def summarize(rows: list[BenchRow]) -> list[dict]:
         groups.setdefault((r.model, r.method, r.train_size, r.train_variant, r.perturb, r.correlation), []).append(r)
     out = []
     for (model, method, n, variant, pert, mode), rs in groups.items():
-        entry = {"model": model, "method": method, "train_size": n, "train_variant": variant, "wm_matched": any(r.wm_matched for r in rs),
-                 "perturb": pert, "correlation": mode, "repeats": len(rs)}
+        entry = {
+            "model": model,
+            "method": method,
+            "train_size": n,
+            "train_variant": variant,
+            "wm_matched": any(r.wm_matched for r in rs),
+            "perturb": pert,
+            "correlation": mode,
+            "repeats": len(rs),
+        }
         flats = [_flat(r) for r in rs]
         for key in flats[0]:
-            vals = [f[key] for f in flats if f.get(key) is not None and not (isinstance(f[key], float) and np.isnan(f[key]))]
+            vals = [
+                f[key] for f in flats if f.get(key) is not None and not (isinstance(f[key], float) and np.isnan(f[key]))
+            ]
             if not vals:
                 continue
             entry[key] = statistics.mean(vals)
@@ -352,7 +484,11 @@ def _pm(entry: dict, key: str, most: int = 1) -> str:
     if key not in entry:
         return "—"
     spread = entry.get(f"{key}_std", 0.0)
-    return f"{entry[key]:.3f}" + (f" ± {spread:.3f}" if entry["repeats"] > 1 else "") + ("†" if entry["repeats"] < most else "")
+    return (
+        f"{entry[key]:.3f}"
+        + (f" ± {spread:.3f}" if entry["repeats"] > 1 else "")
+        + ("†" if entry["repeats"] < most else "")
+    )
 
 
 def _perturb_order(result: dict) -> list[str]:
@@ -374,16 +510,33 @@ def robustness_matrix(result: dict) -> list[str]:
     lines = []
     for method in [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in summary)]:
         rows = [s for s in summary if s["method"] == method and s["train_size"] == n]
-        keys = sorted({(s["model"], s["train_variant"], s["correlation"]) for s in rows}, key=lambda k: (k[0], k[1] != "default", k[1], k[2] != "plain", k[2]))
-        lines.append(f"\n**Robustness, {method}, N={n}** — balanced accuracy by test-time perturbation (both classes perturbed, so JPEG columns are also the format-matched control)\n")
+        keys = sorted(
+            {(s["model"], s["train_variant"], s["correlation"]) for s in rows},
+            key=lambda k: (k[0], k[1] != "default", k[1], k[2] != "plain", k[2]),
+        )
+        lines.append(
+            f"\n**Robustness, {method}, N={n}** — balanced accuracy by test-time perturbation (both classes perturbed, so JPEG columns are also the format-matched control)\n"
+        )
         lines.append("| generator | training | statistic | " + " | ".join(perts) + " |")
         lines.append("|---|---|---|" + "---|" * len(perts))
         for model, variant, mode in keys:
             cells = []
             for pert in perts:
-                e = next((s for s in rows if (s["model"], s["train_variant"], s["correlation"], s["perturb"]) == (model, variant, mode, pert)), None)
+                e = next(
+                    (
+                        s
+                        for s in rows
+                        if (s["model"], s["train_variant"], s["correlation"], s["perturb"])
+                        == (model, variant, mode, pert)
+                    ),
+                    None,
+                )
                 cells.append("—" if e is None else _pm(e, "accuracy", most))
-            wm = " (wm-matched)" if any(s["wm_matched"] for s in rows if (s["model"], s["train_variant"]) == (model, variant)) else ""
+            wm = (
+                " (wm-matched)"
+                if any(s["wm_matched"] for s in rows if (s["model"], s["train_variant"]) == (model, variant))
+                else ""
+            )
             lines.append(f"| {model} | {variant}{wm} | {mode} | " + " | ".join(cells) + " |")
     return lines
 
@@ -399,52 +552,91 @@ def markdown_table(result: dict) -> str:
         return "No fits were run.\n"
     lines = robustness_matrix(result)
     for variant, mode, pert in [(v, m, p) for v in variants for m in modes for p in perts]:
-        rows = [s for s in summary if s["perturb"] == pert and s["correlation"] == mode and s["train_variant"] == variant]
+        rows = [
+            s for s in summary if s["perturb"] == pert and s["correlation"] == mode and s["train_variant"] == variant
+        ]
         if not rows:
             continue
         models = sorted({s["model"] for s in rows})
         sizes = sorted({s["train_size"] for s in rows})
         methods = [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in rows)]
-        lines.append(f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± std over {most} repeat(s)\n")
+        lines.append(
+            f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± std over {most} repeat(s)\n"
+        )
         lines.append("| generator | N | " + " | ".join(methods) + " |")
         lines.append("|---|---|" + "---|" * len(methods))
         for model in models:
             for n in sizes:
                 cells = []
                 for m in methods:
-                    s = next((x for x in rows if x["model"] == model and x["train_size"] == n and x["method"] == m), None)
+                    s = next(
+                        (x for x in rows if x["model"] == model and x["train_size"] == n and x["method"] == m), None
+                    )
                     cells.append("—" if s is None else f"{_pm(s, 'accuracy', most)} ({s['auc']:.3f})")
                 wm = " (wm-matched)" if any(x["wm_matched"] for x in rows if x["model"] == model) else ""
                 lines.append(f"| {model}{wm} | {n} | " + " | ".join(cells) + " |")
     base = [s for s in summary if s["perturb"] == perts[0] and s["correlation"] == modes[0]]
-    pools = [k[: -len(".fpr")] for k in (base[0] if base else {}) if k.endswith(".fpr") and not k.endswith("_std") and k != "training.fpr"]
+    pools = [
+        k[: -len(".fpr")]
+        for k in (base[0] if base else {})
+        if k.endswith(".fpr") and not k.endswith("_std") and k != "training.fpr"
+    ]
     if base:
-        lines.append(f"\n**False positives on unseen real scenes and watermark sensitivity** (test images: {perts[0]}; correlation: {modes[0]}). "
-                     "FPR = held-out real photos (scenes never trained on) called generated; wm-FPR = the same photos with the SD watermark embedded; "
-                     "band = calibrated verdict at level 0.9 (inconclusive is neither)\n")
+        lines.append(
+            f"\n**False positives on unseen real scenes and watermark sensitivity** (test images: {perts[0]}; correlation: {modes[0]}). "
+            "FPR = held-out real photos (scenes never trained on) called generated; wm-FPR = the same photos with the SD watermark embedded; "
+            "band = calibrated verdict at level 0.9 (inconclusive is neither)\n"
+        )
         head = ["generator", "training", "N", "method", "FPR (train mu_real)", "wm-FPR"]
         for name in pools:
             head += [f"FPR ({name} mu_real)", f"bal. acc ({name})", f"band FPR / TPR / inconcl. ({name})"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
-        for s in sorted(base, key=lambda x: (x["model"], x["train_variant"] != "default", x["train_variant"], x["train_size"], x["method"])):
-            cells = [s["model"], s["train_variant"] + (" (wm-matched)" if s["wm_matched"] else ""), str(s["train_size"]), s["method"], _pm(s, "training.fpr", most), _pm(s, "fpr_watermarked_real", most)]
+        for s in sorted(
+            base,
+            key=lambda x: (
+                x["model"],
+                x["train_variant"] != "default",
+                x["train_variant"],
+                x["train_size"],
+                x["method"],
+            ),
+        ):
+            cells = [
+                s["model"],
+                s["train_variant"] + (" (wm-matched)" if s["wm_matched"] else ""),
+                str(s["train_size"]),
+                s["method"],
+                _pm(s, "training.fpr", most),
+                _pm(s, "fpr_watermarked_real", most),
+            ]
             for name in pools:
-                band = "—" if f"{name}.band_fpr" not in s else f"{s[f'{name}.band_fpr']:.3f} / {s[f'{name}.band_tpr']:.3f} / {(s[f'{name}.band_inconclusive_real'] + s[f'{name}.band_inconclusive_fake']) / 2:.3f}"
+                band = (
+                    "—"
+                    if f"{name}.band_fpr" not in s
+                    else f"{s[f'{name}.band_fpr']:.3f} / {s[f'{name}.band_tpr']:.3f} / {(s[f'{name}.band_inconclusive_real'] + s[f'{name}.band_inconclusive_fake']) / 2:.3f}"
+                )
                 cells += [_pm(s, f"{name}.fpr", most), _pm(s, f"{name}.accuracy", most), band]
             lines.append("| " + " | ".join(cells) + " |")
     for name, info in result.get("reference_pools", {}).items():
-        lines.append(f"\nReference pool `{name}`: {info['n_images']} images from {info['n_scenes']} scenes ({', '.join(info['sources'])})"
-                     + (f"; {len(info['missing'])} default photo(s) missing" if info["missing"] else "") + ". `pool+train-half` adds the real training half (scenes disjoint from the test half).")
+        lines.append(
+            f"\nReference pool `{name}`: {info['n_images']} images from {info['n_scenes']} scenes ({', '.join(info['sources'])})"
+            + (f"; {len(info['missing'])} default photo(s) missing" if info["missing"] else "")
+            + ". `pool+train-half` adds the real training half (scenes disjoint from the test half)."
+        )
     t = result["timings"]
     env = result["environment"]
     if any(s["repeats"] < most for s in summary):
-        lines.append(f"\n† fewer than {most} repeats: the run's time limit (`--max-minutes`) stopped it first; {t.get('fits_not_run', 0)} fit(s) not run.")
+        lines.append(
+            f"\n† fewer than {most} repeats: the run's time limit (`--max-minutes`) stopped it first; {t.get('fits_not_run', 0)} fit(s) not run."
+        )
     lines.append("")
-    lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s), extractor `{env['extractor_id']}`. "
-                 + (f"Residuals: {t['residual_seconds_per_image']:.3f} s/image. " if "residual_seconds_per_image" in t else "")
-                 + (f"DIF training: {t['dif_train_seconds_per_step']:.3f} s/step. " if "dif_train_seconds_per_step" in t else "")
-                 + (f"Whole run: {t['total_seconds'] / 60:.1f} min." if "total_seconds" in t else ""))
+    lines.append(
+        f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s), extractor `{env['extractor_id']}`. "
+        + (f"Residuals: {t['residual_seconds_per_image']:.3f} s/image. " if "residual_seconds_per_image" in t else "")
+        + (f"DIF training: {t['dif_train_seconds_per_step']:.3f} s/step. " if "dif_train_seconds_per_step" in t else "")
+        + (f"Whole run: {t['total_seconds'] / 60:.1f} min." if "total_seconds" in t else "")
+    )
     return "\n".join(lines) + "\n"
 
 

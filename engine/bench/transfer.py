@@ -14,6 +14,7 @@ nothing else. So for each training set A, seed and method:
 The numbers are therefore the product's. Fingerprints go to a store of their own (residuals are
 shared with the user's cache), so a rerun of the same grid costs only detection.
 """
+
 from __future__ import annotations
 
 import platform
@@ -27,14 +28,14 @@ import numpy as np
 import torch
 
 from engine.api import detect, train_from_folders
-from engine.method.config import TrainConfig
-from engine.method.detect import decide
-from engine.device import default_device, describe_device
-from engine.errors import ConfigError
 from engine.data.images import list_images, load_images
-from engine.method.metrics import roc_auc
 from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
+from engine.device import default_device, describe_device
+from engine.errors import ConfigError
+from engine.method.config import TrainConfig
+from engine.method.detect import decide
+from engine.method.metrics import roc_auc
 from engine.provenance.watermark_match import marked_copies
 
 Progress = Callable[[str], None]
@@ -50,7 +51,9 @@ class TransferConfig:
     methods: tuple[str, ...] = ("dif", "marra18")
     train_size: int = 64
     seeds: tuple[int, ...] = (0, 1, 2)
-    train: dict = field(default_factory=dict)  # TrainConfig overrides: loss, margin, lr, steps, extractor, decision, ...
+    train: dict = field(
+        default_factory=dict
+    )  # TrainConfig overrides: loss, margin, lr, steps, extractor, decision, ...
     reference_pool: bool = True
     pool_dir: str | None = None
     # the robustness matrix: training variants (augmentation policies), statistics, test-time degradations
@@ -99,7 +102,12 @@ def _model_name(train_set: str, method: str, seed: int, variant: str = "") -> st
     return f"{safe[:40]}.{method}{'.' + variant if variant else ''}.s{seed}"
 
 
-def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, step_progress: Callable[[int, int], None] | None = None) -> dict:
+def run_transfer(
+    cfg: TransferConfig,
+    store,
+    progress: Progress | None = None,
+    step_progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Train every (training set, method, seed) the ``dif train`` way and score every test set the ``dif detect`` way."""
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
@@ -142,19 +150,41 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
             for method in cfg.methods:
                 for augment, statistic in variants:
                     done += 1
-                    config = TrainConfig(**{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": statistic})
+                    config = TrainConfig(
+                        **{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": statistic}
+                    )
                     tag = "" if (augment, statistic) == default_variant else f"{augment}-{statistic}"
-                    say(f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} ({cfg.train_size} + {cfg.train_size})")
+                    say(
+                        f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} ({cfg.train_size} + {cfg.train_size})"
+                    )
                     start = time.perf_counter()
-                    result = train_from_folders(_model_name(train_set, method, seed, tag), root / cfg.real, root / train_set, config, cfg.train_size, store,
-                                                device, on_step, reference_pool=pool)
+                    result = train_from_folders(
+                        _model_name(train_set, method, seed, tag),
+                        root / cfg.real,
+                        root / train_set,
+                        config,
+                        cfg.train_size,
+                        store,
+                        device,
+                        on_step,
+                        reference_pool=pool,
+                    )
                     wall = time.perf_counter() - start
                     fp = result["fingerprint"]
                     real_test, _ = load_images([Path(p) for p in fp.test_files["real"]], crop=None)
                     held_out = set(fp.test_files["fake"])
-                    sets = [(t, t == train_set, [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t)) for t in test_sets]
+                    sets = [
+                        (
+                            t,
+                            t == train_set,
+                            [im for im in images_of(t) if im.source in held_out] if t == train_set else images_of(t),
+                        )
+                        for t in test_sets
+                    ]
                     key = tuple(fp.test_files["real"])
-                    if key not in marked:  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)
+                    if (
+                        key not in marked
+                    ):  # watermark sensitivity: the same held-out real photos, SD-marked (once per split)
                         marked[key] = marked_copies(real_test)
                     sets.append((WATERMARKED_REAL, False, marked[key]))
                     for pert in cfg.perturbations:
@@ -163,14 +193,53 @@ def run_transfer(cfg: TransferConfig, store, progress: Progress | None = None, s
                             if pert != "none" and test_set == WATERMARKED_REAL:
                                 continue
                             images_p = perturbed((test_set, in_set, tuple(held_out) if in_set else ()), images, pert)
-                            row = TransferRow(train_set, method, seed, test_set, in_set, 0, 0, 0.0, 0.0, 0.0, 0.0, float(fp.seconds), round(wall, 2),
-                                              augment=augment, statistic=statistic, perturb=pert)
+                            row = TransferRow(
+                                train_set,
+                                method,
+                                seed,
+                                test_set,
+                                in_set,
+                                0,
+                                0,
+                                0.0,
+                                0.0,
+                                0.0,
+                                0.0,
+                                float(fp.seconds),
+                                round(wall, 2),
+                                augment=augment,
+                                statistic=statistic,
+                                perturb=pert,
+                            )
                             rows.append(_score(fp, real_p, images_p, store, device, row))
-                        mine = [r for r in rows if r.seed == seed and r.train_set == train_set and r.method == method and r.augment == augment
-                                and r.statistic == statistic and r.perturb == pert]
-                        say(f"  {fp.name} [{pert}]: " + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in mine) + f"; real {mine[-1].real_fpr:.1%}")
-    env = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
-    return {"protocol": "transfer", "config": asdict(cfg), "environment": env, "rows": [asdict(r) for r in rows], "summary": summarize(rows)}
+                        mine = [
+                            r
+                            for r in rows
+                            if r.seed == seed
+                            and r.train_set == train_set
+                            and r.method == method
+                            and r.augment == augment
+                            and r.statistic == statistic
+                            and r.perturb == pert
+                        ]
+                        say(
+                            f"  {fp.name} [{pert}]: "
+                            + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in mine)
+                            + f"; real {mine[-1].real_fpr:.1%}"
+                        )
+    env = {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+    return {
+        "protocol": "transfer",
+        "config": asdict(cfg),
+        "environment": env,
+        "rows": [asdict(r) for r in rows],
+        "summary": summarize(rows),
+    }
 
 
 def _score(fp, real_test: list, images: list, store, device, row: TransferRow) -> TransferRow:
@@ -195,9 +264,27 @@ def summarize(rows: list[TransferRow]) -> list[dict]:
         groups.setdefault((r.train_set, r.method, r.augment, r.statistic, r.test_set, r.perturb), []).append(r)
     out = []
     for (train_set, method, augment, statistic, test_set, pert), rs in groups.items():
-        entry = {"train_set": train_set, "method": method, "augment": augment, "statistic": statistic, "test_set": test_set, "perturb": pert,
-                 "in_set": rs[0].in_set, "seeds": len(rs), "n": rs[0].n}
-        for key in ("accuracy", "flagged", "real_fpr", "auc", "train_seconds", "wall_seconds", "flagged_closer_mean", "real_fpr_closer_mean"):
+        entry = {
+            "train_set": train_set,
+            "method": method,
+            "augment": augment,
+            "statistic": statistic,
+            "test_set": test_set,
+            "perturb": pert,
+            "in_set": rs[0].in_set,
+            "seeds": len(rs),
+            "n": rs[0].n,
+        }
+        for key in (
+            "accuracy",
+            "flagged",
+            "real_fpr",
+            "auc",
+            "train_seconds",
+            "wall_seconds",
+            "flagged_closer_mean",
+            "real_fpr_closer_mean",
+        ):
             vals = [getattr(r, key) for r in rs]
             entry[key] = statistics.mean(vals)
             entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -223,7 +310,13 @@ def markdown(result: dict) -> str:
     full = summary
     first_aug = next((s.get("augment", "none") for s in summary), "none")
     first_stat = next((s.get("statistic", "plain") for s in summary), "plain")
-    summary = [s for s in summary if s.get("perturb", "none") == "none" and s.get("augment", "none") == first_aug and s.get("statistic", "plain") == first_stat]
+    summary = [
+        s
+        for s in summary
+        if s.get("perturb", "none") == "none"
+        and s.get("augment", "none") == first_aug
+        and s.get("statistic", "plain") == first_stat
+    ]
     train_sets = list(dict.fromkeys(s["train_set"] for s in summary))
     test_sets = list(dict.fromkeys(s["test_set"] for s in summary))
     methods = list(dict.fromkeys(s["method"] for s in summary))
@@ -233,14 +326,18 @@ def markdown(result: dict) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in sorted(cfg["train"].items())) or "defaults"
     if len({(s.get("augment"), s.get("statistic")) for s in full}) > 1:
         settings += f"; training variant {first_aug}, statistic {first_stat}"
-    for title, key, pct in (("Balanced accuracy against held-out real photos", "accuracy", False),
-                            ("Share of each set flagged \"generated\" (last column: held-out real photos)", "flagged", True),
-                            ("ROC AUC against held-out real photos", "auc", False),
-                            ("The same fingerprints under the paper's closer-mean rule: share flagged", "flagged_closer_mean", True)):
+    for title, key, pct in (
+        ("Balanced accuracy against held-out real photos", "accuracy", False),
+        ('Share of each set flagged "generated" (last column: held-out real photos)', "flagged", True),
+        ("ROC AUC against held-out real photos", "auc", False),
+        ("The same fingerprints under the paper's closer-mean rule: share flagged", "flagged_closer_mean", True),
+    ):
         if not all(key in s for s in summary):  # results written before this column existed
             continue
-        lines.append(f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
-                     f"* = held-out half of the training folder (in-set); settings: {settings}\n")
+        lines.append(
+            f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
+            f"* = held-out half of the training folder (in-set); settings: {settings}\n"
+        )
         real_key = {"flagged": "real_fpr", "flagged_closer_mean": "real_fpr_closer_mean"}.get(key)
         head = ["trained on", "method"] + test_sets + (["real (FPR)"] if real_key else [])
         lines.append("| " + " | ".join(head) + " |")
@@ -252,7 +349,9 @@ def markdown(result: dict) -> str:
                     e = find.get((train_set, method, test_set))
                     cells.append(_cell(e, key, pct) + ("*" if e is not None and e["in_set"] else ""))
                 if real_key:
-                    e = find.get((train_set, method, train_set)) or next((s for s in summary if s["train_set"] == train_set and s["method"] == method), None)
+                    e = find.get((train_set, method, train_set)) or next(
+                        (s for s in summary if s["train_set"] == train_set and s["method"] == method), None
+                    )
                     cells.append(_cell(e, real_key, True))
                 lines.append(f"| {train_set} | {method} | " + " | ".join(cells) + " |")
     lines += robustness_matrix(full, cfg)
@@ -260,8 +359,10 @@ def markdown(result: dict) -> str:
     env = result["environment"]
     lines.append("")
     if timing:
-        lines.append(f"DIF fit: {statistics.mean(s['train_seconds'] for s in timing):.0f} s per fingerprint on average (U-Net steps only, "
-                     "as recorded in each card when it was trained; a rerun reuses stored fingerprints).")
+        lines.append(
+            f"DIF fit: {statistics.mean(s['train_seconds'] for s in timing):.0f} s per fingerprint on average (U-Net steps only, "
+            "as recorded in each card when it was trained; a rerun reuses stored fingerprints)."
+        )
     lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s).")
     return "\n".join(lines) + "\n"
 
@@ -275,19 +376,38 @@ def robustness_matrix(summary: list[dict], cfg: dict) -> list[str]:
     perts = list(dict.fromkeys(s.get("perturb", "none") for s in summary))
     if perts == ["none"]:
         return []
-    keyed = {(s["train_set"], s["test_set"], s["method"], s.get("augment", "none"), s.get("statistic", "plain"), s.get("perturb", "none")): s for s in summary}
-    row_keys = list(dict.fromkeys((s["train_set"], s["test_set"], s["method"], s.get("augment", "none"), s.get("statistic", "plain"))
-                                  for s in summary if s["test_set"] != WATERMARKED_REAL))
+    keyed = {
+        (
+            s["train_set"],
+            s["test_set"],
+            s["method"],
+            s.get("augment", "none"),
+            s.get("statistic", "plain"),
+            s.get("perturb", "none"),
+        ): s
+        for s in summary
+    }
+    row_keys = list(
+        dict.fromkeys(
+            (s["train_set"], s["test_set"], s["method"], s.get("augment", "none"), s.get("statistic", "plain"))
+            for s in summary
+            if s["test_set"] != WATERMARKED_REAL
+        )
+    )
     seeds = max(s["seeds"] for s in summary)
-    lines = [f"\n**Robustness matrix** — balanced accuracy, {cfg['train_size']} + {cfg['train_size']} training images, mean over {seeds} seed(s); "
-             "the test set and the held-out real photos are degraded alike; * = in-set (held-out half of the training folder)\n",
-             "| trained on | tested on | method | augment | statistic | " + " | ".join(perts) + " |",
-             "|" + "---|" * (5 + len(perts))]
+    lines = [
+        f"\n**Robustness matrix** — balanced accuracy, {cfg['train_size']} + {cfg['train_size']} training images, mean over {seeds} seed(s); "
+        "the test set and the held-out real photos are degraded alike; * = in-set (held-out half of the training folder)\n",
+        "| trained on | tested on | method | augment | statistic | " + " | ".join(perts) + " |",
+        "|" + "---|" * (5 + len(perts)),
+    ]
     for train_set, test_set, method, augment, statistic in row_keys:
         cells = []
         for pert in perts:
             e = keyed.get((train_set, test_set, method, augment, statistic, pert))
             cells.append("—" if e is None else f"{e['accuracy']:.3f}")
         star = "*" if keyed.get((train_set, test_set, method, augment, statistic, perts[0]), {}).get("in_set") else ""
-        lines.append(f"| {train_set} | {test_set}{star} | {method} | {augment} | {statistic} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {train_set} | {test_set}{star} | {method} | {augment} | {statistic} | " + " | ".join(cells) + " |"
+        )
     return lines

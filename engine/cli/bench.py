@@ -1,4 +1,5 @@
 """``dif bench``: the benchmark command (see engine/bench/runner.py)."""
+
 from __future__ import annotations
 
 import json
@@ -97,12 +98,12 @@ def _train_overrides(args) -> dict:
 
 def _cmd_transfer(args) -> int:
     """The transfer protocol (engine/bench/transfer.py): train the dif-train way on each set, detect on every set."""
-    from engine.cli.main import ProgressBar, _store
-    from engine.method.config import TrainConfig
-    from engine.errors import ConfigError
-    from engine.data.perturb import PERTURBATIONS
-    from engine.storage.store import Store
     from engine.bench.transfer import TransferConfig, markdown, run_transfer
+    from engine.cli.main import ProgressBar, _store
+    from engine.data.perturb import PERTURBATIONS
+    from engine.errors import ConfigError
+    from engine.method.config import TrainConfig
+    from engine.storage.store import Store
 
     train = _train_overrides(args)
     TrainConfig(**train)  # refuse a bad setting before any work
@@ -157,46 +158,88 @@ def _cmd_transfer(args) -> int:
 
 def register(sub, add_common) -> None:
     from engine.data.augment import POLICIES
-    from engine.method.config import CORRELATIONS, DECISIONS
-    from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
-    from engine.method.losses import LOSSES
     from engine.data.perturb import PERTURBATIONS
+    from engine.method.config import CORRELATIONS, DECISIONS
+    from engine.method.losses import LOSSES
+    from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
 
     p = sub.add_parser("bench", help="benchmark DIF and the baselines on ROOT/<real> vs ROOT/<generator> folders")
     p.add_argument("--data", help="folder with one real-photo folder and one folder per generator")
-    p.add_argument("--protocol", choices=("transfer", "grid"), default="transfer",
-                   help="transfer (default): train each set the dif-train way, detect every set the dif-detect way; "
-                        "grid: the in-set grid of train sizes, perturbations and training variants")
-    p.add_argument("--train-sets", help="transfer: comma-separated folders to train on (default: every generator folder)")
+    p.add_argument(
+        "--protocol",
+        choices=("transfer", "grid"),
+        default="transfer",
+        help="transfer (default): train each set the dif-train way, detect every set the dif-detect way; "
+        "grid: the in-set grid of train sizes, perturbations and training variants",
+    )
+    p.add_argument(
+        "--train-sets", help="transfer: comma-separated folders to train on (default: every generator folder)"
+    )
     p.add_argument("--test-sets", help="transfer: comma-separated folders to test on (default: every generator folder)")
     p.add_argument("--loss", choices=LOSSES, help="DIF loss (default: dif train's)")
     p.add_argument("--margin", type=float, help="DIF margin (default: dif train's)")
     p.add_argument("--lr", type=float, help="DIF learning rate (default: dif train's)")
     p.add_argument("--decision", choices=DECISIONS, help="transfer: decision rule (default: dif train's)")
     p.add_argument("--target-fpr", type=float, help="transfer: target FPR of the real-fpr rule (default: dif train's)")
-    p.add_argument("--watermark-share", type=float, help="transfer: share of real training images marked when matching a watermark (default: dif train's)")
-    p.add_argument("--unet-pools", type=int, help="transfer: U-Net depth (default: dif train's 4, the reference; 3 was this project's earlier U-Net)")
+    p.add_argument(
+        "--watermark-share",
+        type=float,
+        help="transfer: share of real training images marked when matching a watermark (default: dif train's)",
+    )
+    p.add_argument(
+        "--unet-pools",
+        type=int,
+        help="transfer: U-Net depth (default: dif train's 4, the reference; 3 was this project's earlier U-Net)",
+    )
     p.add_argument("--no-watermark-match", action="store_true", help="transfer: train without watermark matching")
-    p.add_argument("--from-json", metavar="FILE", help="only re-render the tables of an earlier run's results.json into OUT/results.md")
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="only re-render the tables of an earlier run's results.json into OUT/results.md",
+    )
     p.add_argument("--real", default="real")
     p.add_argument("--models", help="comma-separated generator folders (default: all but --real)")
     p.add_argument("--train-sizes", help="grid: comma-separated N (default 16,32,64); transfer: N (default 64)")
-    p.add_argument("--methods", help="comma-separated methods (default: grid dif,marra18,joslin20; transfer dif,marra18)")
+    p.add_argument(
+        "--methods", help="comma-separated methods (default: grid dif,marra18,joslin20; transfer dif,marra18)"
+    )
     p.add_argument("--repeats", type=int, help="seeds 0..R-1 (default: grid 1, transfer 3)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--border", type=int, default=8)
-    p.add_argument("--correlation", help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)} (default: dif train's)")
-    p.add_argument("--augment", help=f"transfer: comma-separated training augmentations to compare: {','.join(POLICIES)} (default: dif train's)")
-    p.add_argument("--augment-copies", type=int, help="transfer: degraded copies per training image (default: dif train's)")
+    p.add_argument(
+        "--correlation",
+        help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)} (default: dif train's)",
+    )
+    p.add_argument(
+        "--augment",
+        help=f"transfer: comma-separated training augmentations to compare: {','.join(POLICIES)} (default: dif train's)",
+    )
+    p.add_argument(
+        "--augment-copies", type=int, help="transfer: degraded copies per training image (default: dif train's)"
+    )
     p.add_argument("--perturb", help=f"comma-separated test-time perturbations: {','.join(PERTURBATIONS)}")
-    p.add_argument("--train", default="default", help="comma-separated training variants: default (watermark-matched when a known watermark is found), "
-                   "no-wm-match, mixed (random JPEG 75/50/none per image), or a perturbation name (train on perturbed images)")
+    p.add_argument(
+        "--train",
+        default="default",
+        help="comma-separated training variants: default (watermark-matched when a known watermark is found), "
+        "no-wm-match, mixed (random JPEG 75/50/none per image), or a perturbation name (train on perturbed images)",
+    )
     p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool")
     p.add_argument("--no-reference-pool", action="store_true", help="skip the reference-pool calibration rows")
-    p.add_argument("--out", default="artifacts/bench", help="results.json / results.md (transfer: and the benchmark's own fingerprint store)")
-    p.add_argument("--resume", action="store_true", help="reuse the fits kept in OUT/rows.partial.json by an earlier, stopped run of the same grid")
-    p.add_argument("--max-minutes", type=float, help="start no new fit after this many minutes; the report covers the fits done")
+    p.add_argument(
+        "--out",
+        default="artifacts/bench",
+        help="results.json / results.md (transfer: and the benchmark's own fingerprint store)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the fits kept in OUT/rows.partial.json by an earlier, stopped run of the same grid",
+    )
+    p.add_argument(
+        "--max-minutes", type=float, help="start no new fit after this many minutes; the report covers the fits done"
+    )
     add_common(p)
     p.set_defaults(func=cmd_bench)

@@ -3,6 +3,7 @@
 Loaded by :mod:`engine.cli.main` when present; each command returns an exit code and raises
 :class:`~engine.errors.DifError` subclasses for user errors (printed as one line).
 """
+
 from __future__ import annotations
 
 import csv
@@ -82,16 +83,30 @@ def cmd_cross(args) -> int:
 
 
 def cmd_lineage(args) -> int:
-    from engine.lineage.graph import LineageParams, families, infer_lineage, score_lineage, to_graphml, to_html, to_node_link, to_png, truth_from_metadata
+    from engine.lineage.graph import (
+        LineageParams,
+        families,
+        infer_lineage,
+        score_lineage,
+        to_graphml,
+        to_html,
+        to_node_link,
+        to_png,
+        truth_from_metadata,
+    )
 
     store = _store(args)
     fps = _load_models(store, args.names, need_tests=True)
-    params = LineageParams(family_threshold=args.family_threshold, edge_threshold=args.edge_threshold, affinity=args.affinity)
+    params = LineageParams(
+        family_threshold=args.family_threshold, edge_threshold=args.edge_threshold, affinity=args.affinity
+    )
     cross = _cross(store, fps)
     metadata = {fp.name: fp.metadata for fp in fps}
     graph = infer_lineage(cross, metadata, params, cards={fp.name: fp.summary() for fp in fps})
     truth = truth_from_metadata(metadata)
-    scores = score_lineage(graph, truth) if truth and len(truth["models"]) >= 2 else None  # scored on the models with truth
+    scores = (
+        score_lineage(graph, truth) if truth and len(truth["models"]) >= 2 else None
+    )  # scored on the models with truth
     written = {}
     if args.graphml:
         written["graphml"] = str(to_graphml(graph, args.graphml))
@@ -108,34 +123,50 @@ def cmd_lineage(args) -> int:
     fams = families(graph)
     edges = [{"source": u, "target": v, **d} for u, v, d in graph.edges(data=True)]
     if args.json:
-        out: dict[str, Any] = {"params": {"family_threshold": params.family_threshold, "edge_threshold": params.edge_threshold, "affinity": params.affinity}, "families": fams, "edges": edges, "cross": cross.to_dict(), "written": written}
+        out: dict[str, Any] = {
+            "params": {
+                "family_threshold": params.family_threshold,
+                "edge_threshold": params.edge_threshold,
+                "affinity": params.affinity,
+            },
+            "families": fams,
+            "edges": edges,
+            "cross": cross.to_dict(),
+            "written": written,
+        }
         if scores is not None:
             out.update(scores)
         _json(out)
         return 0
-    print(f"{len(fps)} models, {len(fams)} families (family threshold {params.family_threshold}, edge threshold {params.edge_threshold}, affinity {params.affinity})")
+    print(
+        f"{len(fps)} models, {len(fams)} families (family threshold {params.family_threshold}, edge threshold {params.edge_threshold}, affinity {params.affinity})"
+    )
     for i, fam in enumerate(fams):
         print(f"  family {i}: {', '.join(fam)}")
     print("edges (C[u][v] = u's detector on v's images):")
     for e in edges:
         arrow = "->" if e["directed"] else "--"
-        print(f"  {e['source']} {arrow} {e['target']}  C {e['c_ij']:.3f} / {e['c_ji']:.3f}  affinity {e['affinity']:.3f}  confidence {e['confidence']:.2f}  ({e['orientation']})")
+        print(
+            f"  {e['source']} {arrow} {e['target']}  C {e['c_ij']:.3f} / {e['c_ji']:.3f}  affinity {e['affinity']:.3f}  confidence {e['confidence']:.2f}  ({e['orientation']})"
+        )
     if not edges:
         print("  (none)")
     if any(not e["directed"] for e in edges):
         print("  '--' edges have no known direction (only metadata base_model / release_date orients an edge)")
     if scores is not None:
         recall = scores["parent_child_recall"]
-        print(f"ground truth ({scores['n_models']} models): ARI {scores['ari']:.3f}, parent-child recall {recall if recall is None else f'{recall:.3f}'} ({len(scores['parent_child_found'])}/{len(scores['parent_child_pairs'])} pairs)")
+        print(
+            f"ground truth ({scores['n_models']} models): ARI {scores['ari']:.3f}, parent-child recall {recall if recall is None else f'{recall:.3f}'} ({len(scores['parent_child_found'])}/{len(scores['parent_child_pairs'])} pairs)"
+        )
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")
     return 0
 
 
 def cmd_attribute(args) -> int:
-    from engine.lineage.attribution import attribute
     from engine.cli.provenance import beside_attribution, render
     from engine.data.images import expand_sources, load_images
+    from engine.lineage.attribution import attribute
 
     store = _store(args)
     fps = [store.load(n) for n in args.models] if args.models else store.list()
@@ -144,17 +175,24 @@ def cmd_attribute(args) -> int:
     images, bad = load_images(expand_sources(args.images), crop=None)
     results = attribute(images, fps, store) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
-    prov = beside_attribution([r.source for r in results], [r.verdict for r in results], {fp.name: fp.metadata for fp in fps})
+    prov = beside_attribution(
+        [r.source for r in results], [r.verdict for r in results], {fp.name: fp.metadata for fp in fps}
+    )
     if args.report:
         write_case_report(args.report, results, prov, fps)
     if args.json:
-        rows = [{**r.to_dict(), "provenance": p["provenance"].to_dict(), "disagreements": p["disagreements"]} for r, p in zip(results, prov)]
+        rows = [
+            {**r.to_dict(), "provenance": p["provenance"].to_dict(), "disagreements": p["disagreements"]}
+            for r, p in zip(results, prov)
+        ]
         _json({"models": [fp.name for fp in fps], "results": rows, "errors": errors})
     else:
         for r, p in zip(results, prov):
             print(f"{r.source}: {r.verdict}")
             for row in r.ranking[: args.top]:
-                print(f"    {'claims' if row['claims'] else '      '} {row['model']:32s} score {row['score']:+7.3f}  rho {row['rho']:+.5f}")
+                print(
+                    f"    {'claims' if row['claims'] else '      '} {row['model']:32s} score {row['score']:+7.3f}  rho {row['rho']:+.5f}"
+                )
             for w in r.warnings:
                 print(f"    warning: {w}")
             print("  provenance signals:")
@@ -241,8 +279,18 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("--node-link", metavar="FILE", help="node-link JSON (d3 / networkx)")
     p.add_argument("--html", metavar="FILE", help="standalone interactive page")
     p.add_argument("--png", metavar="FILE")
-    p.add_argument("--family-threshold", type=float, default=DEFAULT_FAMILY_THRESHOLD, help=f"mean mutual accuracy to join a family (default {DEFAULT_FAMILY_THRESHOLD})")
-    p.add_argument("--edge-threshold", type=float, default=DEFAULT_EDGE_THRESHOLD, help=f"weakest mutual accuracy of a tree edge (default {DEFAULT_EDGE_THRESHOLD})")
+    p.add_argument(
+        "--family-threshold",
+        type=float,
+        default=DEFAULT_FAMILY_THRESHOLD,
+        help=f"mean mutual accuracy to join a family (default {DEFAULT_FAMILY_THRESHOLD})",
+    )
+    p.add_argument(
+        "--edge-threshold",
+        type=float,
+        default=DEFAULT_EDGE_THRESHOLD,
+        help=f"weakest mutual accuracy of a tree edge (default {DEFAULT_EDGE_THRESHOLD})",
+    )
     p.add_argument("--affinity", choices=AFFINITIES, default="min")
     add_common(p)
     p.set_defaults(func=cmd_lineage)
@@ -251,7 +299,11 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--models", nargs="+", help="only these models (default: all stored)")
     p.add_argument("--top", type=int, default=5, help="ranking rows to print per image")
-    p.add_argument("--report", metavar="FILE", help="also write a self-contained HTML case report (hashes, verdicts, models, provenance)")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write a self-contained HTML case report (hashes, verdicts, models, provenance)",
+    )
     p.add_argument("--json", action="store_true")
     add_common(p)
     p.set_defaults(func=cmd_attribute)

@@ -1,4 +1,5 @@
 """``dif``: the command-line interface. Every failure is one line on stderr and a non-zero exit."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ class ProgressBar:
         filled = int(width * done / max(total, 1))
         rate = done / max(now - self.start, 1e-9)
         eta = (total - done) / rate if rate > 0 else 0
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra} eta {eta:4.0f}s ")
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra} eta {eta:4.0f}s "
+        )
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -71,13 +74,30 @@ def _reference_pool(args, crop: int):
 
 def cmd_train(args) -> int:
     from engine.api import train_from_folders
-    from engine.method.config import TrainConfig
     from engine.device import default_device, describe_device
+    from engine.method.config import TrainConfig
 
-    config = TrainConfig(method=args.method, steps=args.steps, batch=args.batch, crop=args.crop, border=args.border, extractor=args.extractor, seed=args.seed,
-                         correlation=args.correlation, pad=args.pad, watermark_match=not args.no_watermark_match, loss=args.loss, margin=args.margin,
-                         lr=args.lr, decision=args.decision, target_fpr=args.target_fpr, watermark_share=args.watermark_share,
-                         augment=args.augment, augment_copies=args.augment_copies, resave_jpeg=args.resave_jpeg)
+    config = TrainConfig(
+        method=args.method,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        border=args.border,
+        extractor=args.extractor,
+        seed=args.seed,
+        correlation=args.correlation,
+        pad=args.pad,
+        watermark_match=not args.no_watermark_match,
+        loss=args.loss,
+        margin=args.margin,
+        lr=args.lr,
+        decision=args.decision,
+        target_fpr=args.target_fpr,
+        watermark_share=args.watermark_share,
+        augment=args.augment,
+        augment_copies=args.augment_copies,
+        resave_jpeg=args.resave_jpeg,
+    )
     store = _store(args)
     show = not args.quiet
     res_bar = ProgressBar("residuals", show)
@@ -88,8 +108,20 @@ def cmd_train(args) -> int:
 
     metadata = json.loads(args.metadata) if args.metadata else None
     start = time.time()
-    result = train_from_folders(args.name, args.real, args.fake, config, args.train_size, store, default_device(), on_step, res_bar.update, args.strict, metadata,
-                                reference_pool=_reference_pool(args, config.crop))
+    result = train_from_folders(
+        args.name,
+        args.real,
+        args.fake,
+        config,
+        args.train_size,
+        store,
+        default_device(),
+        on_step,
+        res_bar.update,
+        args.strict,
+        metadata,
+        reference_pool=_reference_pool(args, config.crop),
+    )
     fp = result["fingerprint"]
     summary = {
         "name": fp.name,
@@ -113,7 +145,9 @@ def cmd_train(args) -> int:
         "statistic": fp.correlation,
         "warnings": result["warnings"],
     }
-    summary.update({(f"test_{k}" if k in ("n_real", "n_fake") else k): v for k, v in _round(result["test_metrics"]).items()})
+    summary.update(
+        {(f"test_{k}" if k in ("n_real", "n_fake") else k): v for k, v in _round(result["test_metrics"]).items()}
+    )
     if args.json:
         _print_json(summary)
     else:
@@ -122,27 +156,40 @@ def cmd_train(args) -> int:
         for line in result["warnings"]:
             print(f"warning: {line}", file=sys.stderr)
         t = result["test_metrics"] or {}
-        print(f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}")
-        print(f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from {fp.calibration_set.get('source', 'training images')})")
+        print(
+            f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}"
+        )
+        print(
+            f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from {fp.calibration_set.get('source', 'training images')})"
+        )
         if fp.threshold is not None:
             d = fp.decision
-            print(f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the {d['reference']} ({d['n_reference']} images)")
+            print(
+                f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the {d['reference']} ({d['n_reference']} images)"
+            )
         else:
-            print("  decision: closer of mu_real / mu_fake" + (f" ({fp.decision['reason']})" if fp.decision.get("reason") else ""))
+            print(
+                "  decision: closer of mu_real / mu_fake"
+                + (f" ({fp.decision['reason']})" if fp.decision.get("reason") else "")
+            )
         if fp.watermark.get("matched"):
             print(f"  watermark-matched training: {fp.watermark['reason']}")
         if fp.reference_pool:
             rp = fp.reference_pool
-            print(f"  mu_real calibrated on a reference pool of {rp['n_images']} real images from {rp['n_scenes']} scenes (training photos alone gave {rp['mu_real_training']:+.5f})")
+            print(
+                f"  mu_real calibrated on a reference pool of {rp['n_images']} real images from {rp['n_scenes']} scenes (training photos alone gave {rp['mu_real_training']:+.5f})"
+            )
         if t:
-            print(f"  held-out: balanced accuracy {t['accuracy']:.3f} (real {t['acc_real']:.3f}, generated {t['acc_fake']:.3f}), AUC {t['auc']:.3f}, AP {t['ap']:.3f}  [{t['n_real']} real, {t['n_fake']} generated]")
+            print(
+                f"  held-out: balanced accuracy {t['accuracy']:.3f} (real {t['acc_real']:.3f}, generated {t['acc_fake']:.3f}), AUC {t['auc']:.3f}, AP {t['ap']:.3f}  [{t['n_real']} real, {t['n_fake']} generated]"
+            )
     return 0
 
 
 def cmd_detect(args) -> int:
     from engine.api import detect
-    from engine.errors import ConfigError
     from engine.data.images import expand_sources, load_images
+    from engine.errors import ConfigError
 
     store = _store(args)
     fp = store.load(args.name)
@@ -157,7 +204,17 @@ def cmd_detect(args) -> int:
         writer = csv.writer(sys.stdout)
         writer.writerow(["file", "rho", "score", "label", "confidence", "calibrated", "error"])
         for r in rows:
-            writer.writerow([r["file"], f"{r['rho']:.6f}", f"{r['score']:.4f}", r["label"], f"{r.get('confidence', float('nan')):.4f}", r.get("calibrated", ""), ""])
+            writer.writerow(
+                [
+                    r["file"],
+                    f"{r['rho']:.6f}",
+                    f"{r['score']:.4f}",
+                    r["label"],
+                    f"{r.get('confidence', float('nan')):.4f}",
+                    r.get("calibrated", ""),
+                    "",
+                ]
+            )
         for e in errors:
             writer.writerow([e["file"], "", "", "", "", "", e["error"]])
     else:
@@ -184,7 +241,9 @@ def cmd_list(args) -> int:
         print(f"no models in {store.root}")
     for r in rows:
         acc = r["test_accuracy"]
-        print(f"{r['name']:32s} {r['method']:9s} {r['extractor']:8s} crop {r['crop']:4d}  n {r['n_fake']}+{r['n_real']}  acc {acc if acc is None else f'{acc:.3f}'}  {r['created']}")
+        print(
+            f"{r['name']:32s} {r['method']:9s} {r['extractor']:8s} crop {r['crop']:4d}  n {r['n_fake']}+{r['n_real']}  acc {acc if acc is None else f'{acc:.3f}'}  {r['created']}"
+        )
     for p in problems:
         print(f"corrupt: {p['problem']}", file=sys.stderr)
     return 0
@@ -238,20 +297,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from engine.data.augment import POLICIES
+    from engine.data.tiles import DEFAULT_MAX_TILES
     from engine.method.config import CORRELATIONS, DECISIONS, METHODS, TrainConfig
     from engine.method.losses import LOSSES
     from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
-    from engine.data.tiles import DEFAULT_MAX_TILES
 
     d = TrainConfig()
-    parser = argparse.ArgumentParser(prog="dif", description="Deep Image Fingerprint: detect a generator's images and map generator lineage.")
+    parser = argparse.ArgumentParser(
+        prog="dif", description="Deep Image Fingerprint: detect a generator's images and map generator lineage."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a fingerprint from a folder of generated images and a folder of real photos")
+    p = sub.add_parser(
+        "train", help="train a fingerprint from a folder of generated images and a folder of real photos"
+    )
     p.add_argument("--name", required=True)
     p.add_argument("--real", required=True, help="folder of real photos")
     p.add_argument("--fake", required=True, help="folder of the generator's images")
-    p.add_argument("--train-size", type=int, default=None, help="N generated + N real training images (default: the whole train half)")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="N generated + N real training images (default: the whole train half)",
+    )
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--crop", type=int, default=d.crop)
@@ -260,23 +328,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
     p.add_argument("--correlation", choices=CORRELATIONS, default=d.correlation)
-    p.add_argument("--loss", choices=LOSSES, default=d.loss, help="DIF loss on correlation distance (hinge: paper Eq. 6)")
+    p.add_argument(
+        "--loss", choices=LOSSES, default=d.loss, help="DIF loss on correlation distance (hinge: paper Eq. 6)"
+    )
     p.add_argument("--margin", type=float, default=d.margin, help="DIF loss margin m")
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate of the DIF U-Net")
-    p.add_argument("--decision", choices=DECISIONS, default=d.decision,
-                   help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's closer-mean rule")
-    p.add_argument("--target-fpr", type=float, default=d.target_fpr, help="false-positive rate on the reference real photos for --decision real-fpr")
-    p.add_argument("--augment", choices=tuple(POLICIES), default=d.augment,
-                   help="fit degraded copies of both classes too (jpeg: JPEG quality 60-95; world: JPEG, rescale, blur, offsets, noise)")
-    p.add_argument("--augment-copies", type=int, default=d.augment_copies, help="degraded copies per training image with --augment")
-    p.add_argument("--resave-jpeg", type=int, default=d.resave_jpeg, metavar="Q",
-                   help="re-save both classes as JPEG at quality Q first (when one class is JPEG and the other is not)")
+    p.add_argument(
+        "--decision",
+        choices=DECISIONS,
+        default=d.decision,
+        help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's closer-mean rule",
+    )
+    p.add_argument(
+        "--target-fpr",
+        type=float,
+        default=d.target_fpr,
+        help="false-positive rate on the reference real photos for --decision real-fpr",
+    )
+    p.add_argument(
+        "--augment",
+        choices=tuple(POLICIES),
+        default=d.augment,
+        help="fit degraded copies of both classes too (jpeg: JPEG quality 60-95; world: JPEG, rescale, blur, offsets, noise)",
+    )
+    p.add_argument(
+        "--augment-copies", type=int, default=d.augment_copies, help="degraded copies per training image with --augment"
+    )
+    p.add_argument(
+        "--resave-jpeg",
+        type=int,
+        default=d.resave_jpeg,
+        metavar="Q",
+        help="re-save both classes as JPEG at quality Q first (when one class is JPEG and the other is not)",
+    )
     p.add_argument("--pad", action="store_true", help="pad images smaller than the crop instead of skipping them")
-    p.add_argument("--no-watermark-match", action="store_true", help="do not embed a known watermark found in the generated images into the real ones")
-    p.add_argument("--watermark-share", type=float, default=d.watermark_share, help="share of the real training images that get the watermark when matching")
-    p.add_argument("--reference-pool", metavar="DIR", help="your own real photos, added to the default reference pool mu_real is calibrated on")
+    p.add_argument(
+        "--no-watermark-match",
+        action="store_true",
+        help="do not embed a known watermark found in the generated images into the real ones",
+    )
+    p.add_argument(
+        "--watermark-share",
+        type=float,
+        default=d.watermark_share,
+        help="share of the real training images that get the watermark when matching",
+    )
+    p.add_argument(
+        "--reference-pool",
+        metavar="DIR",
+        help="your own real photos, added to the default reference pool mu_real is calibrated on",
+    )
     p.add_argument("--no-reference-pool", action="store_true", help="keep mu_real from the training photos only")
-    p.add_argument("--metadata", help='JSON object of user metadata, e.g. {"release_date": "2023-01-01", "base_model": "sd1"}')
+    p.add_argument(
+        "--metadata", help='JSON object of user metadata, e.g. {"release_date": "2023-01-01", "base_model": "sd1"}'
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first bad image instead of skipping it")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -290,8 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     p.add_argument("--pad", action="store_true")
-    p.add_argument("--tiles", type=int, default=DEFAULT_MAX_TILES, metavar="N",
-                   help="score an image larger than two crops on up to N tiles and average them (1: the centre crop only)")
+    p.add_argument(
+        "--tiles",
+        type=int,
+        default=DEFAULT_MAX_TILES,
+        metavar="N",
+        help="score an image larger than two crops on up to N tiles and average them (1: the centre crop only)",
+    )
     p.add_argument("--strict", action="store_true")
     _add_common(p)
     p.set_defaults(func=cmd_detect)
@@ -341,7 +451,13 @@ _EXTRA_COMMANDS: list[Callable[[Any, Callable], None]] = []
 def _load_extra_commands() -> None:
     import importlib
 
-    for module in ("engine.cli.lineage", "engine.cli.bench", "engine.cli.serve", "engine.cli.provenance", "engine.cli.study"):
+    for module in (
+        "engine.cli.lineage",
+        "engine.cli.bench",
+        "engine.cli.serve",
+        "engine.cli.provenance",
+        "engine.cli.study",
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -2,6 +2,7 @@
 
 Also the shared text rendering that ``dif attribute`` prints beside its ranking.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,7 +21,9 @@ def render(prov: Provenance, indent: str = "    ") -> list[str]:
         lines.append(f"{indent}no provenance signals (absence says nothing: metadata is easily stripped)")
     wm = prov.watermark
     if wm is not None and wm.available:
-        lines.append(f"{indent}SD watermark: text '{wm.text}', bit agreement {wm.bit_agreement:.2f}, after realignment {wm.aligned_agreement:.2f}")
+        lines.append(
+            f"{indent}SD watermark: text '{wm.text}', bit agreement {wm.bit_agreement:.2f}, after realignment {wm.aligned_agreement:.2f}"
+        )
     for problem in prov.problems:
         lines.append(f"{indent}problem: {problem}")
     return lines

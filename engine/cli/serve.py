@@ -1,4 +1,5 @@
 """``dif serve``: start the Streamlit dashboard (loopback by default, XSRF on, upload size capped)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,27 @@ def is_loopback(address: str) -> bool:
 def streamlit_command(port: int, address: str) -> list[str]:
     """The ``streamlit run`` command line; flags repeat .streamlit/config.toml so any working directory gets them."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.port", str(port),
-        "--server.address", address,
-        "--server.headless", "true",
-        "--server.enableXsrfProtection", "true",
-        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
-        "--server.runOnSave", "false",
-        "--browser.gatherUsageStats", "false",
-        "--client.showErrorDetails", "none",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--server.enableXsrfProtection",
+        "true",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.showErrorDetails",
+        "none",
     ]
 
 
@@ -54,7 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"port {args.port} out of range 1..65535")
     if not is_loopback(args.address):
-        print(f"dif serve: listening on {args.address}: anyone who can reach it can use the store; server folder paths are disabled", file=sys.stderr)
+        print(
+            f"dif serve: listening on {args.address}: anyone who can reach it can use the store; server folder paths are disabled",
+            file=sys.stderr,
+        )
     print(f"dif serve: http://{args.address}:{args.port}", file=sys.stderr, flush=True)
     # replace this process with Streamlit: a SIGTERM from a service manager or `kill` then reaches the
     # server itself (a child would keep running and hold the port after its parent died)

@@ -9,6 +9,7 @@ Copies are drawn once per fit (a fixed number per image, seeded by the image con
 seed), not per step: every copy's residual is then computed once and cached under a content hash
 that includes the degradation, and a rerun is a cache hit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -16,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.errors import ConfigError
 from engine.data.images import LoadedImage, content_hash
 from engine.data.perturb import add_noise, blur, jpeg, rescale, shift
+from engine.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ class Policy:
             return bool(rng.random() < p)
 
         scale = float(np.exp(rng.uniform(*np.log(self.scale_range)))) if maybe(self.p_scale) else None
-        offset = tuple(int(v) for v in rng.integers(-self.max_offset, self.max_offset + 1, 2)) if maybe(self.p_offset) else (0, 0)
+        offset = (
+            tuple(int(v) for v in rng.integers(-self.max_offset, self.max_offset + 1, 2))
+            if maybe(self.p_offset)
+            else (0, 0)
+        )
         blur_sigma = float(rng.uniform(*self.blur_range)) if maybe(self.p_blur) else None
         noise = float(rng.uniform(*self.noise_range)) if maybe(self.p_noise) else None
         quality = int(rng.integers(self.jpeg_range[0], self.jpeg_range[1] + 1)) if maybe(self.p_jpeg) else None
@@ -121,6 +126,12 @@ def degraded_copies(images: Sequence[LoadedImage], name: str, copies: int, seed:
             deg = pol.draw(rng)
             pixels = deg.apply(im.pixels, rng)
             tag = deg.tag()
-            out.append(replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + f"|augmented|{tag}".encode()),
-                               notes=im.notes + (f"augmented: {tag}",)))
+            out.append(
+                replace(
+                    im,
+                    pixels=pixels,
+                    sha256=content_hash(pixels.tobytes() + f"|augmented|{tag}".encode()),
+                    notes=im.notes + (f"augmented: {tag}",),
+                )
+            )
     return out

@@ -6,6 +6,7 @@ resampling traces, and then flags every real PNG and misses every re-saved gener
 "Fake or JPEG?" bias, about 11 points in the literature). ``dif train`` reports it and offers to
 re-save both classes the same way (``--resave-jpeg Q``).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -35,13 +36,19 @@ def format_warnings(real: Sequence[LoadedImage], fake: Sequence[LoadedImage]) ->
     out = []
     share_r, share_f = _jpeg_share(real), _jpeg_share(fake)
     if abs(share_r - share_f) >= JPEG_SHARE_GAP:
-        formats = lambda ims: ", ".join(f"{n} {k}" for k, n in Counter((im.format or "?").upper() for im in ims).most_common(3))  # noqa: E731
-        out.append(f"format bias: {share_r:.0%} of the real training images are JPEG ({formats(real)}) but {share_f:.0%} of the generated ones "
-                   f"({formats(fake)}); the fingerprint may learn the format instead of the generator. Re-save both classes alike with --resave-jpeg 90")
+        formats = lambda ims: ", ".join(
+            f"{n} {k}" for k, n in Counter((im.format or "?").upper() for im in ims).most_common(3)
+        )  # noqa: E731
+        out.append(
+            f"format bias: {share_r:.0%} of the real training images are JPEG ({formats(real)}) but {share_f:.0%} of the generated ones "
+            f"({formats(fake)}); the fingerprint may learn the format instead of the generator. Re-save both classes alike with --resave-jpeg 90"
+        )
     side_r, side_f = _median_short_side(real), _median_short_side(fake)
     if side_r and side_f and max(side_r, side_f) / min(side_r, side_f) >= SIZE_RATIO:
-        out.append(f"size bias: the real training images' median short side is {side_r:.0f} px, the generated ones' {side_f:.0f} px; "
-                   "resampling traces may separate them. Use real photos of the generated images' size, or crops that need no resampling")
+        out.append(
+            f"size bias: the real training images' median short side is {side_r:.0f} px, the generated ones' {side_f:.0f} px; "
+            "resampling traces may separate them. Use real photos of the generated images' size, or crops that need no resampling"
+        )
     return out
 
 
@@ -50,6 +57,13 @@ def resave_jpeg(images: Sequence[LoadedImage], quality: int) -> list[LoadedImage
     out = []
     for im in images:
         pixels = jpeg(im.pixels, quality)
-        out.append(replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + f"|resaved-jpeg{quality}".encode()), format="JPEG",
-                           notes=im.notes + (f"re-saved as JPEG quality {quality}",)))
+        out.append(
+            replace(
+                im,
+                pixels=pixels,
+                sha256=content_hash(pixels.tobytes() + f"|resaved-jpeg{quality}".encode()),
+                format="JPEG",
+                notes=im.notes + (f"re-saved as JPEG quality {quality}",),
+            )
+        )
     return out

@@ -15,6 +15,7 @@ Conversion rule (applied in this order, and recorded in ``LoadedImage.notes``):
 
 Every failure raises :class:`~engine.errors.ImageLoadError` naming the file and the problem.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -129,7 +130,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
                 raise ImageLoadError(name, f"invalid dimensions {width}x{height}")
             if width * height > max_pixels:
                 raise ImageLoadError(
-                    name, f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} (decompression bomb guard)"
+                    name,
+                    f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} (decompression bomb guard)",
                 )
             fmt = img.format or "unknown"
             if getattr(img, "n_frames", 1) > 1:
@@ -159,12 +161,16 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     return np.ascontiguousarray(arr), info
 
 
-def center_crop(pixels: np.ndarray, crop: int, pad: bool = False, name: str = "<image>", notes: list[str] | None = None) -> np.ndarray:
+def center_crop(
+    pixels: np.ndarray, crop: int, pad: bool = False, name: str = "<image>", notes: list[str] | None = None
+) -> np.ndarray:
     """Centre-crop H x W x C to crop x crop; smaller images are an error unless ``pad`` (reflect)."""
     height, width = pixels.shape[:2]
     if height < crop or width < crop:
         if not pad:
-            raise ImageLoadError(name, f"image is {width}x{height}, smaller than the {crop}x{crop} crop (allow padding to use it)")
+            raise ImageLoadError(
+                name, f"image is {width}x{height}, smaller than the {crop}x{crop} crop (allow padding to use it)"
+            )
         pad_h, pad_w = max(0, crop - height), max(0, crop - width)
         widths = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
         mode = "reflect" if height > 1 and width > 1 and pad_h < height and pad_w < width else "edge"
@@ -217,7 +223,9 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     files = [
         p
         for p in pattern
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     if not files:
         raise ImageLoadError(str(root), f"no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")

@@ -6,6 +6,7 @@ drawn while fitting (``engine/data/augment.py``). The 1-pixel shift and the crop
 content against the 8-pixel grid of up-sampling generators, which is what breaks a phase-locked
 fingerprint.
 """
+
 from __future__ import annotations
 
 import io
@@ -98,5 +99,12 @@ def perturb(images: list[LoadedImage], name: str) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = fn(im.pixels)
-        out.append(replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + name.encode()), notes=im.notes + (f"perturbed: {name}",)))
+        out.append(
+            replace(
+                im,
+                pixels=pixels,
+                sha256=content_hash(pixels.tobytes() + name.encode()),
+                notes=im.notes + (f"perturbed: {name}",),
+            )
+        )
     return out

@@ -16,6 +16,7 @@ on a centred grid, flat tiles skipped):
 Missing files are skipped and reported; the card records which scenes were used. Users add their
 own real photos with ``extend_pool`` (a folder; file names group into scenes as in splits.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,9 +29,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from engine.errors import ConfigError
 from engine.data.images import LoadedImage, content_hash, list_images, load_images
 from engine.data.splits import group_of
+from engine.errors import ConfigError
 
 DEBIAN_ROOT = Path("/usr/share")
 # (scene, path under /usr/share, Debian package): photographs not used by the shared benchmark set
@@ -74,7 +75,12 @@ class ReferencePool:
         }
 
     def extend(self, other: "ReferencePool") -> "ReferencePool":
-        return ReferencePool(self.images + other.images, self.scenes + other.scenes, self.sources + other.sources, self.missing + other.missing)
+        return ReferencePool(
+            self.images + other.images,
+            self.scenes + other.scenes,
+            self.sources + other.sources,
+            self.missing + other.missing,
+        )
 
 
 def tiles_of(pixels: np.ndarray, tile: int = TILE, max_tiles: int = TILES_PER_SCENE) -> list[np.ndarray]:
@@ -106,7 +112,16 @@ def tiles_of(pixels: np.ndarray, tile: int = TILE, max_tiles: int = TILES_PER_SC
 def _tile_images(scene: str, source: str, pixels: np.ndarray, tile: int, max_tiles: int) -> list[LoadedImage]:
     out = []
     for i, t in enumerate(tiles_of(pixels, tile, max_tiles)):
-        out.append(LoadedImage(t, f"{source}#tile{i}", content_hash(t.tobytes() + scene.encode()), (t.shape[1], t.shape[0]), "RGB", "pool"))
+        out.append(
+            LoadedImage(
+                t,
+                f"{source}#tile{i}",
+                content_hash(t.tobytes() + scene.encode()),
+                (t.shape[1], t.shape[0]),
+                "RGB",
+                "pool",
+            )
+        )
     return out
 
 
@@ -143,7 +158,9 @@ def folder_pool(folder: str | Path, crop: int = TILE) -> ReferencePool:
     files = list_images(folder)
     images, bad = load_images(files, crop=crop)
     usable = [im for im in images if im.pixels.shape[:2] == (crop, crop)]
-    return ReferencePool(usable, [group_of(im.source) for im in usable], [f"folder:{Path(folder).name}"], [str(e) for e in bad])
+    return ReferencePool(
+        usable, [group_of(im.source) for im in usable], [f"folder:{Path(folder).name}"], [str(e) for e in bad]
+    )
 
 
 def build_pool(crop: int = TILE, extra_dir: str | Path | None = None) -> ReferencePool:

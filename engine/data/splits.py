@@ -5,6 +5,7 @@ Files that share content must not land on both sides: tiles of one photo
 Groups are shuffled with the seed and assigned whole to the train half until it holds about half
 of the files.
 """
+
 from __future__ import annotations
 
 import random

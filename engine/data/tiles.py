@@ -8,6 +8,7 @@ single crops stays valid (and errs on the side of flagging fewer real photos).
 Tiles start on multiples of 8 pixels from the image origin: up-sampling generators leave a pattern
 with an 8-pixel period anchored at the origin, and a tile that starts elsewhere would see it shifted.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ def tile_boxes(height: int, width: int, crop: int, max_tiles: int = DEFAULT_MAX_
     return [(top, left, crop, crop) for top in _positions(height, crop, rows) for left in _positions(width, crop, cols)]
 
 
-def tiles_of(images: Sequence[LoadedImage], crop: int, max_tiles: int = DEFAULT_MAX_TILES, pad: bool = False
-             ) -> tuple[list[LoadedImage], list[int], list[list[Box]]]:
+def tiles_of(
+    images: Sequence[LoadedImage], crop: int, max_tiles: int = DEFAULT_MAX_TILES, pad: bool = False
+) -> tuple[list[LoadedImage], list[int], list[list[Box]]]:
     """Expand images into their tiles: (tile images, owner index per tile, boxes per image).
 
     A tile that is the centre crop keeps the file's hash, so its cached residual is the one a
@@ -67,7 +69,9 @@ def tiles_of(images: Sequence[LoadedImage], crop: int, max_tiles: int = DEFAULT_
                 tiles.append(replace(im, pixels=pixels, notes=tuple(notes)))
             else:
                 pixels = im.pixels[top : top + bh, left : left + bw].copy()
-                tiles.append(replace(im, pixels=pixels, sha256=content_hash(f"{im.sha256}|tile|{top},{left},{bh}".encode())))
+                tiles.append(
+                    replace(im, pixels=pixels, sha256=content_hash(f"{im.sha256}|tile|{top},{left},{bh}".encode()))
+                )
             owners.append(i)
         boxes.append(these)
     return tiles, owners, boxes

@@ -13,6 +13,7 @@ or JPEG quality 75 sent accuracy to chance): an image smaller than the crop (pad
 image (its spectrum falls off a cliff, or has no detail left at all), and heavy JPEG compression (quality
 estimated from the file's quantisation tables).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,11 +24,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from engine.data.images import LoadedImage, content_hash
+from engine.data.tiles import DEFAULT_MAX_TILES
 from engine.errors import ConfigError
 from engine.storage.fingerprint import Fingerprint
-from engine.data.images import LoadedImage, content_hash
 from engine.storage.store import Store
-from engine.data.tiles import DEFAULT_MAX_TILES
 
 UNKNOWN = "unknown"
 JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known to weaken
@@ -35,14 +36,80 @@ JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known 
 # Gaussian-blurred (sigma 0.6, smooth like a native SD crop) against bicubic 2x, 4x and 256 -> 3000 px JPEGs
 UPSCALE_CLIFF_WARN = -2.25  # natives -0.73..-1.81, blurred down to -2.16; 2x bicubic -2.33..-2.59, 4x -2.1..-3.2
 ENLARGED_DETAIL_WARN = -2.6  # natives -1.31..-2.36, blurred down to -2.50; 256 -> 3000 px JPEG -2.70..-4.82
-ENLARGED_FLOOR_CLIFF = -1.0  # ...and above 0.1 cycles/px only a flat noise floor (cliff -0.64..-0.93); a flat native region
+ENLARGED_FLOOR_CLIFF = (
+    -1.0
+)  # ...and above 0.1 cycles/px only a flat noise floor (cliff -0.64..-0.93); a flat native region
 #                              (astronaut's dark corner: detail -3.0) keeps a falling spectrum (cliff -1.47)
 UPSCALE_MIN_SIDE = 128  # smaller images give too noisy a spectrum to judge
 MIN_DETECTOR_ACCURACY = 0.6  # a detector at chance on its own held-out set would claim half of everything
 
 # IJG / JPEG Annex K luminance table at quality 50; only its sum is used, so the order does not matter.
-_STD_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-             18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+_STD_LUMA = (
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+)
 
 
 @dataclass
@@ -54,10 +121,19 @@ class Attribution:
     ranking: list[dict] = field(default_factory=list)  # per model: model, score, rho, claims, reliable
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
-    tiles: list[list[int]] = field(default_factory=list)  # analysed boxes: [top, left, height, width] in the image's pixels
+    tiles: list[list[int]] = field(
+        default_factory=list
+    )  # analysed boxes: [top, left, height, width] in the image's pixels
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "sha256": self.sha256, "verdict": self.verdict, "ranking": self.ranking, "warnings": self.warnings, "tiles": self.tiles}
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "verdict": self.verdict,
+            "ranking": self.ranking,
+            "warnings": self.warnings,
+            "tiles": self.tiles,
+        }
 
 
 def jpeg_quality(data: bytes) -> float | None:
@@ -128,16 +204,22 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
     if min(h, w) >= UPSCALE_MIN_SIDE:
         cliff, detail = resampling_evidence(image.pixels)
         if cliff < UPSCALE_CLIFF_WARN:
-            out.append(f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): resampling erases the fingerprint")
+            out.append(
+                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): resampling erases the fingerprint"
+            )
         elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
-            out.append(f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < {ENLARGED_DETAIL_WARN}): resampling erases the fingerprint")
+            out.append(
+                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < {ENLARGED_DETAIL_WARN}): resampling erases the fingerprint"
+            )
     if image.format == "JPEG":
         data = data if data is not None else _source_bytes(image)
         quality = jpeg_quality(data) if data is not None else None
         if quality is None:
             out.append("JPEG file: compression weakens the fingerprint (quality unknown)")
         elif quality < JPEG_QUALITY_WARN:
-            out.append(f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): quality 75 sent detection to chance in our measurements")
+            out.append(
+                f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): quality 75 sent detection to chance in our measurements"
+            )
     return out
 
 
@@ -171,7 +253,13 @@ def attribute(
     out = []
     for i, image in enumerate(images):
         ranking = [
-            {"model": fp.name, "score": float(per_model[j][0][i]), "rho": float(rho[i, j]), "claims": bool(per_model[j][1][i]), "reliable": reliable[j]}
+            {
+                "model": fp.name,
+                "score": float(per_model[j][0][i]),
+                "rho": float(rho[i, j]),
+                "claims": bool(per_model[j][1][i]),
+                "reliable": reliable[j],
+            }
             for j, fp in enumerate(fingerprints)
         ]
         for j, entry in enumerate(ranking):

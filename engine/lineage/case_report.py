@@ -9,6 +9,7 @@ Near-tie margin (score units: 0 = the model's cut, +1 = its generated mean), mea
 zoo's held-out generated images against all 8 zoo models (320 images): a margin under 0.2 marked
 49% of the wrong verdicts (almost all to a relative of the true model) and 10% of the right ones.
 """
+
 from __future__ import annotations
 
 import html
@@ -114,15 +115,29 @@ def model_rows(fingerprints: Sequence[Fingerprint]) -> list[dict]:
     rows = []
     for fp in fingerprints:
         acc = (fp.test_metrics or {}).get("accuracy")
-        rows.append({"model": fp.name, "method": fp.method, "extractor": fp.extractor, "crop": fp.crop,
-                     "held-out accuracy": None if acc is None else round(float(acc), 3),
-                     "checked": "held-out" if acc is not None else ("training only" if detector_accuracy(fp) is not None else "not checked")})
+        rows.append(
+            {
+                "model": fp.name,
+                "method": fp.method,
+                "extractor": fp.extractor,
+                "crop": fp.crop,
+                "held-out accuracy": None if acc is None else round(float(acc), 3),
+                "checked": "held-out"
+                if acc is not None
+                else ("training only" if detector_accuracy(fp) is not None else "not checked"),
+            }
+        )
     return rows
 
 
 def _table(rows: list[dict], columns: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -132,8 +147,13 @@ th{background:#eee}.warn{color:#9a5b00}.bad{color:#b00020;font-weight:bold}code{
 section{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:1em 0}"""
 
 
-def case_report_html(verdicts: Sequence[Verdict], results: Sequence[Attribution], fingerprints: Sequence[Fingerprint],
-                     provenance: Sequence[list[dict]] | None = None, created: str | None = None) -> str:
+def case_report_html(
+    verdicts: Sequence[Verdict],
+    results: Sequence[Attribution],
+    fingerprints: Sequence[Fingerprint],
+    provenance: Sequence[list[dict]] | None = None,
+    created: str | None = None,
+) -> str:
     """A standalone HTML page (no scripts, no external files) recording one attribution batch.
 
     ``provenance``: per image, its signals as dicts (kind, value, strength, evidence).
@@ -142,30 +162,47 @@ def case_report_html(verdicts: Sequence[Verdict], results: Sequence[Attribution]
 
     created = created or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>DIF Lineage case report</title><style>{_STYLE}</style></head><body>",
-             "<h1>DIF Lineage case report</h1>",
-             f"<p>Created {esc(created)} with DIF Lineage engine {esc(__version__)}. {len(verdicts)} image(s) compared against {len(fingerprints)} model(s).</p>",
-             "<p>How to read it: a verdict names the known model whose fingerprint best matches the image; its confidence is that model's "
-             "calibrated probability of a correct decision (0.90 band). <b>inconclusive</b> means the best match is inside the band; "
-             "<b>unknown</b> means no known model claims the image (most likely a generator not in the store); a <b>near-tie</b> means "
-             "two models claim it almost equally (often parent and fine-tune).</p>",
-             "<h2>Summary</h2>",
-             _table([v.row() for v in verdicts], ("file", "verdict", "confidence", "best model", "margin", "warnings", "sha256")),
-             "<h2>Models compared</h2>",
-             _table(model_rows(fingerprints), ("model", "method", "extractor", "crop", "held-out accuracy", "checked")),
-             "<h2>Images</h2>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>DIF Lineage case report</title><style>{_STYLE}</style></head><body>",
+        "<h1>DIF Lineage case report</h1>",
+        f"<p>Created {esc(created)} with DIF Lineage engine {esc(__version__)}. {len(verdicts)} image(s) compared against {len(fingerprints)} model(s).</p>",
+        "<p>How to read it: a verdict names the known model whose fingerprint best matches the image; its confidence is that model's "
+        "calibrated probability of a correct decision (0.90 band). <b>inconclusive</b> means the best match is inside the band; "
+        "<b>unknown</b> means no known model claims the image (most likely a generator not in the store); a <b>near-tie</b> means "
+        "two models claim it almost equally (often parent and fine-tune).</p>",
+        "<h2>Summary</h2>",
+        _table(
+            [v.row() for v in verdicts], ("file", "verdict", "confidence", "best model", "margin", "warnings", "sha256")
+        ),
+        "<h2>Models compared</h2>",
+        _table(model_rows(fingerprints), ("model", "method", "extractor", "crop", "held-out accuracy", "checked")),
+        "<h2>Images</h2>",
+    ]
     for i, (v, r) in enumerate(zip(verdicts, results)):
-        parts.append(f"<section><h3>{esc(v.source)}</h3><p>SHA-256 <code>{esc(v.sha256)}</code></p><p><b>{esc(v.headline())}</b></p>")
-        ranking = [{"model": x["model"], "score": f"{x['score']:+.3f}", "claims": "yes" if x.get("claims") else "no",
-                    "confidence": "" if x.get("confidence") is None else f"{x['confidence']:.3f}", "calibrated": x.get("calibrated", "")} for x in r.ranking]
+        parts.append(
+            f"<section><h3>{esc(v.source)}</h3><p>SHA-256 <code>{esc(v.sha256)}</code></p><p><b>{esc(v.headline())}</b></p>"
+        )
+        ranking = [
+            {
+                "model": x["model"],
+                "score": f"{x['score']:+.3f}",
+                "claims": "yes" if x.get("claims") else "no",
+                "confidence": "" if x.get("confidence") is None else f"{x['confidence']:.3f}",
+                "calibrated": x.get("calibrated", ""),
+            }
+            for x in r.ranking
+        ]
         parts.append(_table(ranking, ("model", "score", "claims", "confidence", "calibrated")))
         for w in v.warnings:
             parts.append(f"<p class='warn'>warning: {esc(w)}</p>")
         for d in v.disagreements:
             parts.append(f"<p class='bad'>provenance disagrees: {esc(d)}</p>")
         signals = (provenance[i] if provenance is not None and i < len(provenance) else None) or []
-        parts.append("<p>Provenance signals:</p>" + _table(signals, ("strength", "kind", "value", "evidence")) if signals
-                     else "<p>Provenance signals: none found (absence says nothing: metadata is easily stripped).</p>")
+        parts.append(
+            "<p>Provenance signals:</p>" + _table(signals, ("strength", "kind", "value", "evidence"))
+            if signals
+            else "<p>Provenance signals: none found (absence says nothing: metadata is easily stripped).</p>"
+        )
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -8,6 +8,7 @@ Cost: each distinct test image is loaded once, its residual computed once per ge
 in the store), and correlated with all M fingerprints in one matrix product, so M models cost O(M)
 residual passes, not O(M^2).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from engine.data.images import LoadedImage, load_image
 from engine.errors import ConfigError, ImageLoadError
 from engine.storage.fingerprint import Fingerprint
-from engine.data.images import LoadedImage, load_image
 from engine.storage.store import Store
 
 TestSets = dict[str, tuple[list[LoadedImage], list[LoadedImage]]]
@@ -54,7 +55,12 @@ class CrossResult:
     def from_dict(cls, d: dict) -> "CrossResult":
         try:
             names = [str(n) for n in d["names"]]
-            arrays = {k: np.array([[np.nan if v is None else v for v in row] for row in d[k]], dtype=float).reshape(len(d[k]), -1) for k in ("accuracy", "acc_fake", "mean_rho_fake", "mean_rho_real")}
+            arrays = {
+                k: np.array([[np.nan if v is None else v for v in row] for row in d[k]], dtype=float).reshape(
+                    len(d[k]), -1
+                )
+                for k in ("accuracy", "acc_fake", "mean_rho_fake", "mean_rho_real")
+            }
             n_test = [int(n) for n in d["n_test"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a cross-detection result ({type(exc).__name__}: {exc})") from None
@@ -86,14 +92,18 @@ def load_test_sets(fingerprints: Sequence[Fingerprint]) -> TestSets:
         files = fp.test_files or {}
         real, fake = files.get("real") or [], files.get("fake") or []
         if not real or not fake:
-            raise ConfigError(f"model {fp.name!r} has no held-out test files (train it with 'dif train' or 'dif demo build' to record them)")
+            raise ConfigError(
+                f"model {fp.name!r} has no held-out test files (train it with 'dif train' or 'dif demo build' to record them)"
+            )
         sets = []
         for paths in (real, fake):
             images = []
             for path in paths:
                 if path not in cache:
                     if not Path(path).exists():
-                        raise ConfigError(f"model {fp.name!r}: held-out test file {path} is missing (moved or deleted?)")
+                        raise ConfigError(
+                            f"model {fp.name!r}: held-out test file {path} is missing (moved or deleted?)"
+                        )
                     try:
                         cache[path] = load_image(path, crop=None)
                     except ImageLoadError as exc:
@@ -104,7 +114,9 @@ def load_test_sets(fingerprints: Sequence[Fingerprint]) -> TestSets:
     return out
 
 
-def _unique(test_sets: TestSets, names: Sequence[str]) -> tuple[list[LoadedImage], dict[str, tuple[list[int], list[int]]]]:
+def _unique(
+    test_sets: TestSets, names: Sequence[str]
+) -> tuple[list[LoadedImage], dict[str, tuple[list[int], list[int]]]]:
     """All distinct test images (by content and geometry) and, per model, their row indices."""
     rows: dict[tuple[str, tuple[int, ...]], int] = {}
     images: list[LoadedImage] = []
@@ -123,7 +135,9 @@ def _unique(test_sets: TestSets, names: Sequence[str]) -> tuple[list[LoadedImage
     return images, index
 
 
-def _rho_where_possible(fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None, device, progress) -> np.ndarray:
+def _rho_where_possible(
+    fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None, device, progress
+) -> np.ndarray:
     """N x M correlations; NaN where an image is smaller than the model's crop (models trained at
     different sizes can share a store: a 64-pixel zoo image says nothing to a 256-pixel detector)."""
     from engine.api import rho_for
@@ -135,7 +149,9 @@ def _rho_where_possible(fingerprints: Sequence[Fingerprint], images: Sequence[Lo
     for crop, cols in sorted(by_crop.items()):
         rows = [i for i, im in enumerate(images) if min(im.pixels.shape[:2]) >= crop]
         if rows:
-            rho[np.ix_(rows, cols)] = rho_for([fingerprints[j] for j in cols], [images[i] for i in rows], store, device, progress=progress)
+            rho[np.ix_(rows, cols)] = rho_for(
+                [fingerprints[j] for j in cols], [images[i] for i in rows], store, device, progress=progress
+            )
     return rho
 
 

@@ -14,6 +14,7 @@ detectors flag each other's images, so an asymmetric pair (one broad detector) i
 The graph is a ``networkx.DiGraph``; an undirected edge is stored once (u < v by name) with
 ``directed=False``. Exports: GraphML, node-link JSON, a standalone HTML page, a PNG, a plotly figure.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from engine.lineage.cross import CrossResult
 from engine.errors import ConfigError
+from engine.lineage.cross import CrossResult
 
 DEFAULT_FAMILY_THRESHOLD = 0.7  # mean mutual balanced accuracy for one family (0.5 = chance)
 DEFAULT_EDGE_THRESHOLD = 0.65  # weakest mutual accuracy a tree edge may have
@@ -92,7 +93,11 @@ def orient(u: str, v: str, metadata: dict[str, dict]) -> tuple[str, str, str] | 
         return v, u, f"{u} declares base_model {v}"
     du, dv = mu.get("release_date"), mv.get("release_date")
     if isinstance(du, str) and isinstance(dv, str) and du and dv and du != dv:
-        return (u, v, f"{u} released {du}, before {v} ({dv})") if du < dv else (v, u, f"{v} released {dv}, before {u} ({du})")
+        return (
+            (u, v, f"{u} released {du}, before {v} ({dv})")
+            if du < dv
+            else (v, u, f"{v} released {dv}, before {u} ({du})")
+        )
     return None
 
 
@@ -208,7 +213,11 @@ def adjusted_rand_index(labels_true: list, labels_pred: list) -> float:
 
 def truth_from_metadata(metadata: dict[str, dict]) -> dict:
     """Ground truth from models' metadata ``family`` / ``parent`` (the zoo writes them); {} if none."""
-    models = {n: {"family": m.get("family"), "parent": m.get("parent")} for n, m in metadata.items() if isinstance(m, dict) and m.get("family") is not None}
+    models = {
+        n: {"family": m.get("family"), "parent": m.get("parent")}
+        for n, m in metadata.items()
+        if isinstance(m, dict) and m.get("family") is not None
+    }
     return {"models": models} if models else {}
 
 
@@ -253,7 +262,9 @@ def to_node_link(graph: nx.DiGraph) -> dict:
         "multigraph": False,
         "graph": {k: _scalar(v) for k, v in graph.graph.items()},
         "nodes": [{"id": n, **{k: _scalar(v) for k, v in d.items()}} for n, d in graph.nodes(data=True)],
-        "links": [{"source": u, "target": v, **{k: _scalar(x) for k, x in d.items()}} for u, v, d in graph.edges(data=True)],
+        "links": [
+            {"source": u, "target": v, **{k: _scalar(x) for k, x in d.items()}} for u, v, d in graph.edges(data=True)
+        ],
     }
 
 
@@ -312,7 +323,18 @@ def layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
 
 
 def _palette(i: int) -> str:
-    colors = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#EECA3B", "#BAB0AC"]
+    colors = [
+        "#4C78A8",
+        "#F58518",
+        "#54A24B",
+        "#E45756",
+        "#72B7B2",
+        "#B279A2",
+        "#FF9DA6",
+        "#9D755D",
+        "#EECA3B",
+        "#BAB0AC",
+    ]
     return colors[i % len(colors)]
 
 
@@ -327,33 +349,90 @@ def lineage_figure(graph: nx.DiGraph, title: str = "Model lineage"):
         (x1, y1), (x2, y2) = pos[u], pos[v]
         dash = "solid" if d.get("directed") else "dot"
         width = 1 + 5 * float(d.get("confidence", 0))
-        fig.add_trace(go.Scatter(x=[x1, x2], y=[y1, y2], mode="lines", line={"width": width, "color": "#888", "dash": dash}, hoverinfo="skip", showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=[x1, x2],
+                y=[y1, y2],
+                mode="lines",
+                line={"width": width, "color": "#888", "dash": dash},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
         text = f"{d.get('c_ij', 0):.2f} / {d.get('c_ji', 0):.2f}"
         fig.add_trace(
             go.Scatter(
-                x=[(x1 + x2) / 2], y=[(y1 + y2) / 2], mode="markers", marker={"size": 10, "color": "rgba(0,0,0,0)"}, showlegend=False,
+                x=[(x1 + x2) / 2],
+                y=[(y1 + y2) / 2],
+                mode="markers",
+                marker={"size": 10, "color": "rgba(0,0,0,0)"},
+                showlegend=False,
                 hovertext=f"{u} → {v}" if d.get("directed") else f"{u} — {v} (direction unknown)",
-                hovertemplate="%{hovertext}<br>" + f"C[{u}][{v}] {d.get('c_ij', 0):.3f}<br>C[{v}][{u}] {d.get('c_ji', 0):.3f}<br>affinity {d.get('affinity', 0):.3f}<br>confidence {d.get('confidence', 0):.2f}<br>{d.get('orientation', '')}<extra></extra>",
+                hovertemplate="%{hovertext}<br>"
+                + f"C[{u}][{v}] {d.get('c_ij', 0):.3f}<br>C[{v}][{u}] {d.get('c_ji', 0):.3f}<br>affinity {d.get('affinity', 0):.3f}<br>confidence {d.get('confidence', 0):.2f}<br>{d.get('orientation', '')}<extra></extra>",
             )
         )
-        annotations.append({"x": (x1 + x2) / 2, "y": (y1 + y2) / 2, "text": text, "showarrow": False, "font": {"size": 10, "color": "#555"}, "bgcolor": "rgba(255,255,255,0.7)"})
+        annotations.append(
+            {
+                "x": (x1 + x2) / 2,
+                "y": (y1 + y2) / 2,
+                "text": text,
+                "showarrow": False,
+                "font": {"size": 10, "color": "#555"},
+                "bgcolor": "rgba(255,255,255,0.7)",
+            }
+        )
         if d.get("directed"):
-            annotations.append({"x": x2, "y": y2, "ax": x1, "ay": y1, "xref": "x", "yref": "y", "axref": "x", "ayref": "y", "showarrow": True, "arrowhead": 3, "arrowsize": 1.5, "standoff": 14, "text": "", "arrowcolor": "#666"})
+            annotations.append(
+                {
+                    "x": x2,
+                    "y": y2,
+                    "ax": x1,
+                    "ay": y1,
+                    "xref": "x",
+                    "yref": "y",
+                    "axref": "x",
+                    "ayref": "y",
+                    "showarrow": True,
+                    "arrowhead": 3,
+                    "arrowsize": 1.5,
+                    "standoff": 14,
+                    "text": "",
+                    "arrowcolor": "#666",
+                }
+            )
     for f, fam in enumerate(families(graph)):
         hover = []
         for n in fam:
             d = graph.nodes[n]
             acc = d.get("test_accuracy")
-            hover.append(f"<b>{n}</b><br>family {f}<br>test accuracy {acc if acc is None else f'{acc:.3f}'}<br>" + "<br>".join(f"{k[5:]}: {v}" for k, v in d.items() if k.startswith("meta_")))
+            hover.append(
+                f"<b>{n}</b><br>family {f}<br>test accuracy {acc if acc is None else f'{acc:.3f}'}<br>"
+                + "<br>".join(f"{k[5:]}: {v}" for k, v in d.items() if k.startswith("meta_"))
+            )
         fig.add_trace(
             go.Scatter(
-                x=[pos[n][0] for n in fam], y=[pos[n][1] for n in fam], mode="markers+text", text=fam, textposition="bottom center",
-                marker={"size": 22, "color": _palette(f), "line": {"width": 1, "color": "#333"}}, name=f"family {f}", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+                x=[pos[n][0] for n in fam],
+                y=[pos[n][1] for n in fam],
+                mode="markers+text",
+                text=fam,
+                textposition="bottom center",
+                marker={"size": 22, "color": _palette(f), "line": {"width": 1, "color": "#333"}},
+                name=f"family {f}",
+                hovertext=hover,
+                hovertemplate="%{hovertext}<extra></extra>",
             )
         )
     fig.update_layout(
-        title=title, annotations=annotations, plot_bgcolor="white", hovermode="closest", height=520,
-        xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": None}, legend={"orientation": "h"}, margin={"l": 20, "r": 20, "t": 60, "b": 20},
+        title=title,
+        annotations=annotations,
+        plot_bgcolor="white",
+        hovermode="closest",
+        height=520,
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": None},
+        legend={"orientation": "h"},
+        margin={"l": 20, "r": 20, "t": 60, "b": 20},
     )
     return fig
 
@@ -403,8 +482,10 @@ def _png_legend(draw, graph: nx.DiGraph, font, top: float, width: int) -> None:
         draw.text((x + 22, y + 8), text, fill=(0, 0, 0), font=font, anchor="lm")
         x += w
     y += 30
-    for line in ("Edge label C[u][v] / C[v][u]: balanced accuracy of each detector on the other's images (0.5 = chance).",
-                 "Thicker edge = stronger mutual detection. Arrow = direction from metadata (base model or release date); no arrow = direction unknown."):
+    for line in (
+        "Edge label C[u][v] / C[v][u]: balanced accuracy of each detector on the other's images (0.5 = chance).",
+        "Thicker edge = stronger mutual detection. Arrow = direction from metadata (base model or release date); no arrow = direction unknown.",
+    ):
         draw.text((20, y), line, fill=(60, 60, 60), font=font)
         y += 22
 
@@ -423,8 +504,13 @@ def to_png(graph: nx.DiGraph, path: str | Path, size: tuple[int, int] = (1200, 7
         pad_x, pad_top, pad_bottom = 110, 50, 60
         sx = (size[0] - 2 * pad_x) / max(max(xs) - min(xs), 1e-9)
         sy = (legend_top - pad_top - pad_bottom) / max(max(ys) - min(ys), 1e-9)
-        px = {n: (pad_x + (x - min(xs)) * sx if max(xs) > min(xs) else size[0] / 2,
-                  pad_top + (max(ys) - y) * sy if max(ys) > min(ys) else (legend_top - pad_bottom + pad_top) / 2) for n, (x, y) in pos.items()}
+        px = {
+            n: (
+                pad_x + (x - min(xs)) * sx if max(xs) > min(xs) else size[0] / 2,
+                pad_top + (max(ys) - y) * sy if max(ys) > min(ys) else (legend_top - pad_bottom + pad_top) / 2,
+            )
+            for n, (x, y) in pos.items()
+        }
         for u, v, d in graph.edges(data=True):
             (x1, y1), (x2, y2) = px[u], px[v]
             draw.line([(x1, y1), (x2, y2)], fill=(120, 120, 120), width=1 + int(5 * d.get("confidence", 0)))
@@ -437,10 +523,19 @@ def to_png(graph: nx.DiGraph, path: str | Path, size: tuple[int, int] = (1200, 7
         for u, v, d in graph.edges(data=True):  # labels after all lines, so no line crosses a label
             (x1, y1), (x2, y2) = px[u], px[v]
             text = f"{d.get('c_ij', 0):.2f} / {d.get('c_ji', 0):.2f}"
-            for t in (0.5, 0.35, 0.65, 0.25, 0.75, 0.5):  # slide along the edge off labels already drawn (crossing edges)
+            for t in (
+                0.5,
+                0.35,
+                0.65,
+                0.25,
+                0.75,
+                0.5,
+            ):  # slide along the edge off labels already drawn (crossing edges)
                 xy = (x1 + t * (x2 - x1), y1 + t * (y2 - y1))
                 box = draw.textbbox(xy, text, font=font, anchor="mm")
-                if not any(box[0] < b[2] + 4 and b[0] < box[2] + 4 and box[1] < b[3] + 4 and b[1] < box[3] + 4 for b in placed):
+                if not any(
+                    box[0] < b[2] + 4 and b[0] < box[2] + 4 and box[1] < b[3] + 4 and b[1] < box[3] + 4 for b in placed
+                ):
                     break
             placed.append(box)
             _label(draw, xy, text, font, fill=(70, 70, 70))
@@ -448,7 +543,12 @@ def to_png(graph: nx.DiGraph, path: str | Path, size: tuple[int, int] = (1200, 7
             x, y = px[n]
             draw.ellipse([x - 14, y - 14, x + 14, y + 14], fill=_palette(int(d.get("family", 0))), outline=(40, 40, 40))
             _label(draw, (x, y + 26), n, font)
-    draw.text((20, 14), "Model lineage inferred from cross-detection", fill=(0, 0, 0), font=ImageFont.load_default(size=PNG_FONT_SIZE + 3))
+    draw.text(
+        (20, 14),
+        "Model lineage inferred from cross-detection",
+        fill=(0, 0, 0),
+        font=ImageFont.load_default(size=PNG_FONT_SIZE + 3),
+    )
     _png_legend(draw, graph, font, legend_top, size[0])
     path = Path(path)
     img.save(path, format="PNG")

@@ -8,6 +8,7 @@ calibration real images that would still be called generated (the false-positive
 The DIF fingerprint was optimised on its training images, so training-set spreads are optimistic:
 calibrate on held-out images (``calibrate(..., source="held-out")``) whenever they exist.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,11 +62,27 @@ def calibrate(rho_real: np.ndarray, rho_fake: np.ndarray, level: float = 0.9, so
     if len(rho_real) < 2 or len(rho_fake) < 2:
         raise ValueError("calibration needs at least two images per class")
     cal = Calibration(
-        float(rho_real.mean()), max(float(rho_real.std(ddof=1)), MIN_STD), float(rho_fake.mean()), max(float(rho_fake.std(ddof=1)), MIN_STD),
-        level, len(rho_real), len(rho_fake), source, 0.0, 0.0, 0.0,
+        float(rho_real.mean()),
+        max(float(rho_real.std(ddof=1)), MIN_STD),
+        float(rho_fake.mean()),
+        max(float(rho_fake.std(ddof=1)), MIN_STD),
+        level,
+        len(rho_real),
+        len(rho_fake),
+        source,
+        0.0,
+        0.0,
+        0.0,
     )
     v_real, v_fake = cal.verdict(rho_real), cal.verdict(rho_fake)
-    return Calibration(**{**cal.to_dict(), "fpr_real": float(np.mean(v_real == "generated")), "inconclusive_real": float(np.mean(v_real == "inconclusive")), "inconclusive_fake": float(np.mean(v_fake == "inconclusive"))})
+    return Calibration(
+        **{
+            **cal.to_dict(),
+            "fpr_real": float(np.mean(v_real == "generated")),
+            "inconclusive_real": float(np.mean(v_real == "inconclusive")),
+            "inconclusive_fake": float(np.mean(v_fake == "inconclusive")),
+        }
+    )
 
 
 def from_card(calibration: dict) -> Calibration | None:

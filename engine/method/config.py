@@ -1,13 +1,14 @@
 """Configuration dataclasses: everything that decides a result is a field here and lands in the card."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine.data.augment import POLICIES
-from engine.residuals.registry import DEFAULT_EXTRACTOR
 from engine.errors import ConfigError
 from engine.method.losses import LOSSES
+from engine.residuals.registry import DEFAULT_EXTRACTOR
 
 METHODS = ("dif", "marra18", "joslin20")
 CORRELATIONS = ("plain", "periodic", "phase", "shift-max")
@@ -88,7 +89,9 @@ class TrainConfig:
             raise ConfigError(f"border {self.border} too large for crop {self.crop}")
         multiple = max(8, 2**self.unet_pools)
         if (self.crop - 2 * self.border) % multiple:
-            raise ConfigError(f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of {multiple} (the 8-pixel grid and the U-Net depth)")
+            raise ConfigError(
+                f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of {multiple} (the 8-pixel grid and the U-Net depth)"
+            )
         if self.steps < 1 or self.batch < 2 or self.batch % 2:
             raise ConfigError("steps must be >= 1 and batch an even number >= 2")
 

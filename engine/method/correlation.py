@@ -23,6 +23,7 @@ fingerprint's sign fixed (generated side positive), which training does (``api.t
 full residual (kept for comparison). mu_r, mu_g and the cut are always calibrated with the
 fingerprint's own statistic.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,10 +43,14 @@ def rho(residuals: torch.Tensor, fingerprint: torch.Tensor) -> torch.Tensor:
     return rho_matrix(residuals, fingerprint.unsqueeze(0))[:, 0]
 
 
-def rho_matrix(residuals: torch.Tensor, fingerprints: torch.Tensor, mode: str = "plain", period: int = 8) -> torch.Tensor:
+def rho_matrix(
+    residuals: torch.Tensor, fingerprints: torch.Tensor, mode: str = "plain", period: int = 8
+) -> torch.Tensor:
     """N x M correlations of N residuals with M fingerprints (all the same shape)."""
     if residuals.shape[1:] != fingerprints.shape[1:]:
-        raise ValueError(f"residual shape {tuple(residuals.shape[1:])} != fingerprint shape {tuple(fingerprints.shape[1:])}")
+        raise ValueError(
+            f"residual shape {tuple(residuals.shape[1:])} != fingerprint shape {tuple(fingerprints.shape[1:])}"
+        )
     r = standardize(residuals.float())
     f = standardize(fingerprints.float().to(r.device))
     if mode == "plain":
@@ -80,7 +85,9 @@ def periodic_part(x: torch.Tensor, period: int = 8) -> torch.Tensor:
 def phase_max_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """N x M: max over the p*p cyclic rolls of b of the correlation of periodic parts a (N x C x p x p) and b."""
     p = a.shape[-1]
-    rolled = torch.stack([torch.roll(b, (dy, dx), dims=(2, 3)) for dy in range(p) for dx in range(p)], dim=1)  # M x p*p x C x p x p
+    rolled = torch.stack(
+        [torch.roll(b, (dy, dx), dims=(2, 3)) for dy in range(p) for dx in range(p)], dim=1
+    )  # M x p*p x C x p x p
     corr = a.reshape(a.shape[0], -1) @ rolled.reshape(-1, a[0].numel()).T / a[0].numel()  # N x (M * p*p)
     return corr.reshape(a.shape[0], b.shape[0], p * p).max(dim=2).values
 

@@ -10,6 +10,7 @@ The signed score is 0 at the cut, +1 at mu_fake and -1 at mu_real (linear on eac
 means "generated" whatever the sign the fingerprint happened to learn, and ranking by it gives the
 ROC AUC.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 
 from engine.method.correlation import rho_matrix
-from engine.storage.fingerprint import Fingerprint
 from engine.method.registry import features
+from engine.storage.fingerprint import Fingerprint
 
 
 def signed_score(rho: np.ndarray | float, mu_real: float, mu_fake: float, threshold: float | None = None) -> np.ndarray:

@@ -8,6 +8,7 @@ The fingerprint F is an exponential moving average (0.99) of the U-Net output. I
 and is divided by 1 - 0.99^t (as Adam debiases its moments): initialised with the first output
 instead, the untrained random U-Net output would keep a weight of 0.99^t (5% after 300 steps).
 """
+
 from __future__ import annotations
 
 import time
@@ -16,10 +17,10 @@ from typing import Callable
 
 import torch
 
-from engine.method.config import TrainConfig
-from engine.method.correlation import standardize
 from engine.device import seed_everything
 from engine.errors import ConfigError
+from engine.method.config import TrainConfig
+from engine.method.correlation import standardize
 from engine.method.losses import contrastive_correlation_loss
 from engine.method.unet import UNet
 
@@ -121,7 +122,14 @@ def fit_dif(
                 snapshots[step] = (ema / (1 - config.ema**step)).cpu()
         info = TrainProgress(step, config.steps, loss.item(), mu_r, mu_f, time.time() - start)
         if step % history_every == 0 or step == config.steps:
-            history.append({"step": step, "loss": round(info.loss, 6), "batch_mu_real": round(mu_r, 6), "batch_mu_fake": round(mu_f, 6)})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(info.loss, 6),
+                    "batch_mu_real": round(mu_r, 6),
+                    "batch_mu_fake": round(mu_f, 6),
+                }
+            )
         if progress is not None and progress(info) is False:
             raise TrainingCancelled(f"training cancelled at step {step}")
     fingerprint = ema / (1 - config.ema**config.steps)

@@ -8,6 +8,7 @@ fingerprint: generated images may end up with positive or negative mean correlat
 - ``hinge`` (the paper and the reference code): D for same-class pairs, max(0, m - D) otherwise.
 - ``squared``: D^2 and max(0, m - D)^2, what this project shipped before; kept for comparison.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ import torch
 LOSSES = ("hinge", "squared")
 
 
-def contrastive_correlation_loss(rho_a: torch.Tensor, rho_b: torch.Tensor, same: torch.Tensor, margin: float = 0.01,
-                                 kind: str = "hinge") -> torch.Tensor:
+def contrastive_correlation_loss(
+    rho_a: torch.Tensor, rho_b: torch.Tensor, same: torch.Tensor, margin: float = 0.01, kind: str = "hinge"
+) -> torch.Tensor:
     """Mean over pairs; ``same`` is 1.0 where a and b come from the same class, else 0.0."""
     distance = (rho_a - rho_b).abs()
     pull = same * distance

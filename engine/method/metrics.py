@@ -1,4 +1,5 @@
 """Detection metrics on plain arrays: balanced accuracy, per-class accuracy, ROC AUC, average precision."""
+
 from __future__ import annotations
 
 import numpy as np

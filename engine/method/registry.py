@@ -7,6 +7,7 @@
 All three use the same residuals, the same correlation and the same closer-mean decision rule,
 so any comparison between them is one call.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,7 +28,14 @@ def features(method: str, residuals: torch.Tensor) -> torch.Tensor:
     return spectrum(residuals) if method == "joslin20" else residuals
 
 
-def fit(method: str, real: torch.Tensor, fake: torch.Tensor, config: TrainConfig, device: torch.device, progress: ProgressFn | None = None) -> FitResult:
+def fit(
+    method: str,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    config: TrainConfig,
+    device: torch.device,
+    progress: ProgressFn | None = None,
+) -> FitResult:
     """Fit a fingerprint of ``method`` from real / generated training residuals."""
     if method == "dif":
         return fit_dif(real, fake, config, device, progress)

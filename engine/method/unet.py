@@ -9,6 +9,7 @@
 A block is two (conv3x3, BatchNorm, LeakyReLU 0.01). About 3.7M parameters at base 32 and 4 pools;
 input sides must be multiples of 2**pools.
 """
+
 from __future__ import annotations
 
 import torch

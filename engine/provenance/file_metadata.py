@@ -10,6 +10,7 @@ C2PA manifests travel in JUMBF boxes (ISO 19566-5): in JPEG inside APP11 segment
 ``caBX`` chunk, elsewhere as a ``jumb`` box whose description is labelled ``c2pa``. Finding the box
 says "a manifest is present"; verifying its signature needs the C2PA toolkit and is not done here.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,15 @@ class FileMetadata:
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"container": self.container, "text": self.text, "xmp_fields": self.xmp_fields, "xmp_bytes": len(self.xmp or ""), "exif": self.exif, "c2pa": self.c2pa, "problems": self.problems}
+        return {
+            "container": self.container,
+            "text": self.text,
+            "xmp_fields": self.xmp_fields,
+            "xmp_bytes": len(self.xmp or ""),
+            "exif": self.exif,
+            "c2pa": self.c2pa,
+            "problems": self.problems,
+        }
 
 
 def _clip(text: str, limit: int = 4000) -> str:
@@ -109,7 +118,9 @@ def _walk_png(data: bytes, meta: FileMetadata) -> None:
             return
         if ctype in (b"tEXt", b"zTXt", b"iTXt"):
             if length > MAX_TEXT:
-                meta.problems.append(f"{ctype.decode()} chunk of {length} bytes exceeds the {MAX_TEXT}-byte limit: skipped")
+                meta.problems.append(
+                    f"{ctype.decode()} chunk of {length} bytes exceeds the {MAX_TEXT}-byte limit: skipped"
+                )
             else:
                 _png_text(ctype, data[body_at : body_at + length], meta)
         elif ctype == b"eXIf":
@@ -148,7 +159,15 @@ def _walk_jpeg(data: bytes, meta: FileMetadata) -> None:
 
 
 # ---------------------------------------------------------------- EXIF, XMP, C2PA
-EXIF_TAGS = {0x0131: "Software", 0x010F: "Make", 0x0110: "Model", 0x013B: "Artist", 0x010E: "ImageDescription", 0x8298: "Copyright", 0x0132: "DateTime"}
+EXIF_TAGS = {
+    0x0131: "Software",
+    0x010F: "Make",
+    0x0110: "Model",
+    0x013B: "Artist",
+    0x010E: "ImageDescription",
+    0x8298: "Copyright",
+    0x0132: "DateTime",
+}
 EXIF_USER_COMMENT = 0x9286  # in the Exif IFD; some generators write their parameters here
 
 
@@ -164,7 +183,9 @@ def _exif(raw: bytes, meta: FileMetadata) -> None:
                 meta.exif[name] = _clip(_as_text(exif[tag]), 500)
         comment = exif.get_ifd(0x8769).get(EXIF_USER_COMMENT)
         if comment:
-            meta.exif["UserComment"] = _clip(_as_text(comment).removeprefix("UNICODE").removeprefix("ASCII").strip("\x00 "), 4000)
+            meta.exif["UserComment"] = _clip(
+                _as_text(comment).removeprefix("UNICODE").removeprefix("ASCII").strip("\x00 "), 4000
+            )
     except Exception as exc:  # parser boundary: malformed EXIF is a problem line
         meta.problems.append(f"malformed EXIF ({type(exc).__name__})")
 
@@ -177,7 +198,15 @@ def _as_text(value) -> str:
     return str(value)
 
 
-XMP_PROPERTIES = ("DigitalSourceType", "CreatorTool", "Software", "softwareAgent", "Credit", "Description", "parameters")
+XMP_PROPERTIES = (
+    "DigitalSourceType",
+    "CreatorTool",
+    "Software",
+    "softwareAgent",
+    "Credit",
+    "Description",
+    "parameters",
+)
 
 
 def parse_xmp(xmp: str, meta: FileMetadata) -> None:

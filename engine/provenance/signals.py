@@ -14,6 +14,7 @@ None of them is needed for detection, and none is verified: metadata can be stri
 so the absence of a signal says nothing. :func:`compare` states when the signals and the
 fingerprint's verdict disagree.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,13 @@ import re
 from dataclasses import dataclass, field
 
 from engine.provenance.file_metadata import FileMetadata, read_metadata
-from engine.provenance.watermark import ALIGNED_PRESENT, ALIGNED_STRONG, SD_GENERATOR, WatermarkReading, read_sd_watermark
+from engine.provenance.watermark import (
+    ALIGNED_PRESENT,
+    ALIGNED_STRONG,
+    SD_GENERATOR,
+    WatermarkReading,
+    read_sd_watermark,
+)
 
 STRENGTHS = ("strong", "moderate", "weak")
 
@@ -36,7 +43,10 @@ TEXT_GENERATORS = {
 }
 # Names in software tags, claim generators and parameters -> the generator they name.
 KNOWN_NAMES = (
-    (r"stable[\s_-]?diffusion|\bsdxl\b|\bsd[\s_-]?[12](\.\d)?\b|comfyui|automatic1111|invokeai|novelai", "Stable Diffusion family"),
+    (
+        r"stable[\s_-]?diffusion|\bsdxl\b|\bsd[\s_-]?[12](\.\d)?\b|comfyui|automatic1111|invokeai|novelai",
+        "Stable Diffusion family",
+    ),
     (r"dall[\s·-]?e|openai", "DALL-E (OpenAI)"),
     (r"midjourney", "Midjourney"),
     (r"firefly", "Adobe Firefly"),
@@ -45,7 +55,18 @@ KNOWN_NAMES = (
 )
 # What a fingerprint model's name or metadata must mention to agree with a provenance generator.
 GENERATOR_ALIASES = {
-    "Stable Diffusion": ("stable diffusion", "stable-diffusion", "stablediffusion", "sd1", "sd2", "sd-", "sd_", "sdxl", "sd 1", "sd 2"),
+    "Stable Diffusion": (
+        "stable diffusion",
+        "stable-diffusion",
+        "stablediffusion",
+        "sd1",
+        "sd2",
+        "sd-",
+        "sd_",
+        "sdxl",
+        "sd 1",
+        "sd 2",
+    ),
     "DALL-E": ("dall-e", "dalle", "dall_e"),
     "Midjourney": ("midjourney", "mj"),
     "Adobe Firefly": ("firefly",),
@@ -65,7 +86,14 @@ class Signal:
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "value": self.value, "evidence": self.evidence, "strength": self.strength, "generator": self.generator, "details": self.details}
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "evidence": self.evidence,
+            "strength": self.strength,
+            "generator": self.generator,
+            "details": self.details,
+        }
 
 
 @dataclass
@@ -81,7 +109,9 @@ class Provenance:
     def generators(self, min_strength: str = "moderate") -> list[str]:
         """Generators named by signals at least as strong as ``min_strength``, strongest first."""
         keep = STRENGTHS[: STRENGTHS.index(min_strength) + 1]
-        ranked = sorted((s for s in self.signals if s.generator and s.strength in keep), key=lambda s: STRENGTHS.index(s.strength))
+        ranked = sorted(
+            (s for s in self.signals if s.generator and s.strength in keep), key=lambda s: STRENGTHS.index(s.strength)
+        )
         return list(dict.fromkeys(s.generator for s in ranked))
 
     def to_dict(self) -> dict:
@@ -112,7 +142,14 @@ def _watermark_signal(reading: WatermarkReading) -> Signal | None:
         return None
     details = reading.to_dict()
     if reading.exact:
-        return Signal("watermark", f"'{reading.text}'", "the invisible watermark the reference Stable Diffusion scripts embed, decoded exactly", "strong", SD_GENERATOR, details)
+        return Signal(
+            "watermark",
+            f"'{reading.text}'",
+            "the invisible watermark the reference Stable Diffusion scripts embed, decoded exactly",
+            "strong",
+            SD_GENERATOR,
+            details,
+        )
     agreement = reading.aligned_agreement or 0.0
     strength = "strong" if agreement >= ALIGNED_STRONG or reading.aligned_text == "StableDiffusionV1" else "moderate"
     return Signal(
@@ -130,13 +167,30 @@ def _text_signals(meta: FileMetadata) -> list[Signal]:
     for key, value in meta.text.items():
         front_end = TEXT_GENERATORS.get(key)
         if front_end is None:
-            named = name_generator(value) if key.lower() in ("software", "comment", "description", "source", "generator") else None
+            named = (
+                name_generator(value)
+                if key.lower() in ("software", "comment", "description", "source", "generator")
+                else None
+            )
             if named:
-                out.append(Signal("generation_parameters", f"{key}: {short(value)}", f"a text chunk naming {named}", "weak", named))
+                out.append(
+                    Signal(
+                        "generation_parameters", f"{key}: {short(value)}", f"a text chunk naming {named}", "weak", named
+                    )
+                )
             continue
         model = re.search(r"Model: ([^,\n]{1,100})", value) if key == "parameters" else None
         details = {"keyword": key, "model": model.group(1).strip() if model else None}
-        out.append(Signal("generation_parameters", f"{key}: {short(value)}", f"generation parameters written by {front_end} (easily added or stripped)", "moderate", front_end, details))
+        out.append(
+            Signal(
+                "generation_parameters",
+                f"{key}: {short(value)}",
+                f"generation parameters written by {front_end} (easily added or stripped)",
+                "moderate",
+                front_end,
+                details,
+            )
+        )
     return out
 
 
@@ -144,12 +198,22 @@ def _xmp_signals(meta: FileMetadata) -> list[Signal]:
     out = []
     source_type = meta.xmp_fields.get("DigitalSourceType", "")
     if "trainedAlgorithmicMedia" in source_type or "compositeWithTrainedAlgorithmicMedia" in source_type:
-        out.append(Signal("xmp", f"DigitalSourceType {source_type.rsplit('/', 1)[-1]}", "XMP declares the image made by a generative model (IPTC digital source type)", "moderate", "generative model (unspecified)"))
+        out.append(
+            Signal(
+                "xmp",
+                f"DigitalSourceType {source_type.rsplit('/', 1)[-1]}",
+                "XMP declares the image made by a generative model (IPTC digital source type)",
+                "moderate",
+                "generative model (unspecified)",
+            )
+        )
     for key in ("CreatorTool", "softwareAgent", "Software"):
         value = meta.xmp_fields.get(key)
         named = name_generator(value) if value else None
         if named:
-            out.append(Signal("xmp", f"{key}: {short(value)}", f"XMP names {named} as the creating tool", "weak", named))
+            out.append(
+                Signal("xmp", f"{key}: {short(value)}", f"XMP names {named} as the creating tool", "weak", named)
+            )
     return out
 
 
@@ -158,14 +222,34 @@ def _exif_signals(meta: FileMetadata) -> list[Signal]:
     software = meta.exif.get("Software")
     if software:
         named = name_generator(software)
-        evidence = f"EXIF Software names {named}" if named else "EXIF Software tag (the last program that wrote the file; free text)"
+        evidence = (
+            f"EXIF Software names {named}"
+            if named
+            else "EXIF Software tag (the last program that wrote the file; free text)"
+        )
         out.append(Signal("exif_software", short(software, 200), evidence, "weak", named))
     camera = " ".join(v for v in (meta.exif.get("Make"), meta.exif.get("Model")) if v)
     if camera:
-        out.append(Signal("exif_camera", short(camera, 200), "EXIF names a camera (free text; generators rarely write it, anyone can)", "weak", None))
+        out.append(
+            Signal(
+                "exif_camera",
+                short(camera, 200),
+                "EXIF names a camera (free text; generators rarely write it, anyone can)",
+                "weak",
+                None,
+            )
+        )
     comment = meta.exif.get("UserComment")
     if comment and ("Steps:" in comment or "Sampler:" in comment):
-        out.append(Signal("generation_parameters", f"UserComment: {short(comment)}", "generation parameters in EXIF UserComment (AUTOMATIC1111-style web UI JPEG output)", "moderate", TEXT_GENERATORS["parameters"]))
+        out.append(
+            Signal(
+                "generation_parameters",
+                f"UserComment: {short(comment)}",
+                "generation parameters in EXIF UserComment (AUTOMATIC1111-style web UI JPEG output)",
+                "moderate",
+                TEXT_GENERATORS["parameters"],
+            )
+        )
     return out
 
 
@@ -176,14 +260,28 @@ def _c2pa_signal(meta: FileMetadata) -> Signal | None:
     claim = summary.get("claim_generator")
     if summary.get("declares_ai_generated"):
         named = name_generator(claim or "") or "generative model (unspecified)"
-        return Signal("c2pa", f"manifest, claim generator {claim or 'unread'}", "a C2PA manifest declaring AI-generated content (signature not verified here)", "strong", named, summary)
-    return Signal("c2pa", f"manifest, claim generator {claim or 'unread'}", "a C2PA content-credentials manifest is attached (signature not verified here)", "moderate", name_generator(claim or ""), summary)
+        return Signal(
+            "c2pa",
+            f"manifest, claim generator {claim or 'unread'}",
+            "a C2PA manifest declaring AI-generated content (signature not verified here)",
+            "strong",
+            named,
+            summary,
+        )
+    return Signal(
+        "c2pa",
+        f"manifest, claim generator {claim or 'unread'}",
+        "a C2PA content-credentials manifest is attached (signature not verified here)",
+        "moderate",
+        name_generator(claim or ""),
+        summary,
+    )
 
 
 def read_provenance(source: str | os.PathLike | bytes, name: str | None = None, watermark: bool = True) -> Provenance:
     """Every provenance signal of one image file (path or bytes); problems are listed, never raised."""
-    from engine.errors import ImageLoadError
     from engine.data.images import decode_image, read_source_bytes
+    from engine.errors import ImageLoadError
 
     display = name or ("<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
     result = Provenance(display)
@@ -218,13 +316,17 @@ def _mentions(family: str, model: str, model_metadata: dict | None) -> bool:
     return any(alias in text for alias in GENERATOR_ALIASES[family])
 
 
-def compare(provenance: Provenance, verdict: str, model_metadata: dict | None = None, unknown: str = "unknown") -> list[str]:
+def compare(
+    provenance: Provenance, verdict: str, model_metadata: dict | None = None, unknown: str = "unknown"
+) -> list[str]:
     """Plain-language disagreements between the provenance signals and the fingerprint's verdict."""
     named = provenance.generators("moderate")
     if not named:
         camera = next((s for s in provenance.signals if s.kind == "exif_camera"), None)
         if camera and verdict != unknown:
-            return [f"EXIF names a camera ({camera.value}) but the fingerprint attributes the image to {verdict} (EXIF is free text: weak evidence)"]
+            return [
+                f"EXIF names a camera ({camera.value}) but the fingerprint attributes the image to {verdict} (EXIF is free text: weak evidence)"
+            ]
         return []
     lines = []
     for generator in named:
@@ -233,5 +335,7 @@ def compare(provenance: Provenance, verdict: str, model_metadata: dict | None = 
             continue
         family = _family(generator)
         if family is not None and not _mentions(family, verdict, model_metadata):
-            lines.append(f"provenance says {generator}, but the fingerprint names {verdict}, which its name and card do not tie to {family}")
+            lines.append(
+                f"provenance says {generator}, but the fingerprint names {verdict}, which its name and card do not tie to {family}"
+            )
     return lines

@@ -19,6 +19,7 @@ breaks while part of the bits still agree with the payload. Two presence statist
 The decoder is the ``invisible-watermark`` package (import ``imwatermark``), called, not copied.
 When it cannot be imported the reading says so instead of failing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,17 @@ class WatermarkReading:
     reason: str = ""  # why nothing was read, when not available
 
     def to_dict(self) -> dict:
-        return {"available": self.available, "text": self.text, "bit_agreement": self.bit_agreement, "exact": self.exact, "aligned_agreement": self.aligned_agreement,
-                "aligned_text": self.aligned_text, "alignment": self.alignment, "generator": self.generator, "reason": self.reason}
+        return {
+            "available": self.available,
+            "text": self.text,
+            "bit_agreement": self.bit_agreement,
+            "exact": self.exact,
+            "aligned_agreement": self.aligned_agreement,
+            "aligned_text": self.aligned_text,
+            "alignment": self.alignment,
+            "generator": self.generator,
+            "reason": self.reason,
+        }
 
 
 def payload_bits(payload: bytes = SD_PAYLOAD) -> np.ndarray:
@@ -132,6 +142,12 @@ def read_sd_watermark(rgb: np.ndarray, payload: bytes = SD_PAYLOAD) -> Watermark
     exact = raw == payload
     present = exact or aligned_raw == payload or aligned >= ALIGNED_PRESENT
     return WatermarkReading(
-        True, _printable(raw), round(float(np.mean(bits == expected)), 4), exact,
-        round(aligned, 4), _printable(aligned_raw), alignment, SD_GENERATOR if present else None,
+        True,
+        _printable(raw),
+        round(float(np.mean(bits == expected)), 4),
+        exact,
+        round(aligned, 4),
+        _printable(aligned_raw),
+        alignment,
+        SD_GENERATOR if present else None,
     )

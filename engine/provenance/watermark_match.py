@@ -10,6 +10,7 @@ Marking imitates the generator's pipeline: the reference scripts mark a whole 51
 our images are centre crops of such outputs, so a real image smaller than that is reflect-padded to
 512x512 (the crop stays aligned with the 8-pixel watermark blocks), marked, and cropped back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -38,7 +39,12 @@ class WatermarkSurvey:
         return self.marked / self.checked if self.checked else 0.0
 
     def to_dict(self) -> dict:
-        return {"generator": self.generator, "marked": self.marked, "checked": self.checked, "fraction": round(self.fraction, 4)}
+        return {
+            "generator": self.generator,
+            "marked": self.marked,
+            "checked": self.checked,
+            "fraction": round(self.fraction, 4),
+        }
 
 
 def survey(images: Sequence[LoadedImage], max_checked: int = MAX_CHECKED) -> WatermarkSurvey:
@@ -60,7 +66,11 @@ def mark_like_sd(pixels: np.ndarray) -> np.ndarray:
     if not (pad_y or pad_x):
         return embed_sd_watermark(pixels)
     top, left = pad_y // 2 // 8 * 8, pad_x // 2 // 8 * 8  # keep the image on the watermark's 8-pixel block grid
-    canvas = np.pad(pixels, ((top, pad_y - top), (left, pad_x - left), (0, 0)), mode="reflect" if min(h, w) > max(pad_y, pad_x) // 2 else "symmetric")
+    canvas = np.pad(
+        pixels,
+        ((top, pad_y - top), (left, pad_x - left), (0, 0)),
+        mode="reflect" if min(h, w) > max(pad_y, pad_x) // 2 else "symmetric",
+    )
     marked = embed_sd_watermark(canvas)
     return np.ascontiguousarray(marked[top : top + h, left : left + w])
 
@@ -70,7 +80,14 @@ def marked_copies(images: Sequence[LoadedImage]) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = mark_like_sd(im.pixels)
-        out.append(replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + b"sd-watermark"), notes=im.notes + ("SD watermark embedded (watermark-matched training)",)))
+        out.append(
+            replace(
+                im,
+                pixels=pixels,
+                sha256=content_hash(pixels.tobytes() + b"sd-watermark"),
+                notes=im.notes + ("SD watermark embedded (watermark-matched training)",),
+            )
+        )
     return out
 
 

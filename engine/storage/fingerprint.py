@@ -4,6 +4,7 @@ The same bytes are what the store keeps and what ``dif export`` writes, so a tea
 exported file with ``dif import``. Reading never unpickles anything: safetensors is a flat header
 plus raw tensors, and every field of the card is type-checked and the tensor checksummed before use.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -88,7 +89,9 @@ class Fingerprint:
     metadata: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     test_files: dict[str, list[str]] = field(default_factory=dict)  # held-out image paths (for cross-detection)
-    watermark: dict[str, Any] = field(default_factory=dict)  # known-watermark survey of the training set, and whether it was matched
+    watermark: dict[str, Any] = field(
+        default_factory=dict
+    )  # known-watermark survey of the training set, and whether it was matched
     reference_pool: dict[str, Any] = field(default_factory=dict)  # the real pool mu_real was calibrated on
     # how a label is decided: {"rule": "closer-mean"} or {"rule": "real-fpr", "threshold": t, ...}
     decision: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +108,11 @@ class Fingerprint:
     def threshold(self) -> float | None:
         """The rho cut of a threshold rule, or None for the closer-mean rule."""
         value = self.decision.get("threshold")
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else None
+        )
 
     @property
     def size(self) -> int:
@@ -205,7 +212,9 @@ def _header(data: bytes, source: str) -> dict:
     plausible = 0 < n <= 10 * 1024 * 1024 and 8 + n <= len(data) and data[8:9] == b"{"
     # a header length whose low byte is 0x80 is legitimate: only call it a pickle/zip when it is not a header
     if not plausible and (data[:1] == b"\x80" or data[:2] == b"PK"):
-        raise StoreError(f"{source}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)")
+        raise StoreError(
+            f"{source}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)"
+        )
     if not plausible:
         raise StoreError(f"{source}: not a fingerprint file (bad safetensors header length)")
     try:
@@ -238,7 +247,13 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         if not isinstance(entry, dict) or entry.get("dtype") != "F32":
             raise StoreError(f"{source}: tensor {name!r} must be float32")
     shape = header["fingerprint"].get("shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2] and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and shape[0] == 3
+        and shape[1] == shape[2]
+        and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])
+    ):
         raise StoreError(f"{source}: fingerprint shape {_short(shape)} is not 3 x S x S with 8 <= S <= {MAX_SIDE}")
     for name in ("train_rho_real", "train_rho_fake"):
         s = header[name].get("shape")
@@ -276,7 +291,9 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         if not math.isfinite(float(card[key])):
             raise StoreError(f"{source}: {key} is not finite")
     if tensor.shape[-1] != card["crop"] - 2 * card["border"]:
-        raise StoreError(f"{source}: fingerprint side {tensor.shape[-1]} does not match crop {card['crop']} and border {card['border']}")
+        raise StoreError(
+            f"{source}: fingerprint side {tensor.shape[-1]} does not match crop {card['crop']} and border {card['border']}"
+        )
     from engine.storage.names import validate_name
 
     validate_name(card["name"], source)

@@ -4,6 +4,7 @@ A name is 1-64 characters of letters, digits, '.', '_', '-' and '+', not startin
 Anything else (slashes, '..', NUL, spaces, non-ASCII) is refused with a message rather than
 silently rewritten, so two different user inputs can never map to the same stored entry.
 """
+
 from __future__ import annotations
 
 import re

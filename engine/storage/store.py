@@ -13,6 +13,7 @@ before the row that points to it), so a process killed mid-write leaves the prev
 and several processes can read and write at once. The ``SafeDisk`` below refuses to store or read
 pickled values: everything kept is bytes or text.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,12 @@ def _open(path: Path, **settings) -> diskcache.Cache:
 class Store:
     """Fingerprints, residuals and reports under one root."""
 
-    def __init__(self, root: str | os.PathLike | None = None, residual_limit: int = DEFAULT_RESIDUAL_LIMIT,
-                 residuals_root: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        residual_limit: int = DEFAULT_RESIDUAL_LIMIT,
+        residuals_root: str | os.PathLike | None = None,
+    ):
         """``residuals_root``: another store's root whose residual cache this one shares (the benchmark
         keeps its fingerprints apart from the user's models but reuses their residuals)."""
         self.root = Path(root) if root is not None else default_root()
@@ -98,7 +103,11 @@ class Store:
     @property
     def residuals(self) -> diskcache.Cache:
         if self._residuals is None:
-            self._residuals = _open(self.residuals_root / "residuals", size_limit=self._residual_limit, eviction_policy="least-recently-stored")
+            self._residuals = _open(
+                self.residuals_root / "residuals",
+                size_limit=self._residual_limit,
+                eviction_policy="least-recently-stored",
+            )
         return self._residuals
 
     @property
@@ -128,13 +137,17 @@ class Store:
         try:
             with cache.transact():
                 if not overwrite and f"fp:{fp.name}" in cache:
-                    raise StoreError(f"a model named {fp.name!r} already exists (remove it first or choose another name)")
+                    raise StoreError(
+                        f"a model named {fp.name!r} already exists (remove it first or choose another name)"
+                    )
                 cache.set(f"fp:{fp.name}", data)
                 cache.set(f"key:{fp.train_key}", fp.name)
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"{self.root}: cannot write fingerprint {fp.name!r} ({type(exc).__name__}: {exc})") from None
+            raise StoreError(
+                f"{self.root}: cannot write fingerprint {fp.name!r} ({type(exc).__name__}: {exc})"
+            ) from None
 
     def load(self, name: str) -> Fingerprint:
         validate_name(name)

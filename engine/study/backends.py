@@ -4,6 +4,7 @@ Both backends take the same task functions and arguments and report outcomes as 
 so the driver code is one. Ray is optional: ``pip install .[cluster]``. We write no scheduler:
 placement, object transfer and retries of tasks whose worker or node died are Ray's.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,16 @@ class SequentialBackend:
     def gpus(self) -> int:
         return 0
 
-    def map(self, fn: Callable, calls: Sequence[tuple], num_cpus: int, num_gpus: int = 0, retries: int = 0,
-            done: Done | None = None, each: Each | None = None) -> list[Outcome]:
+    def map(
+        self,
+        fn: Callable,
+        calls: Sequence[tuple],
+        num_cpus: int,
+        num_gpus: int = 0,
+        retries: int = 0,
+        done: Done | None = None,
+        each: Each | None = None,
+    ) -> list[Outcome]:
         """Outcomes in call order; ``each`` sees every outcome as it finishes (then its value is dropped)."""
         out = []
         for i, args in enumerate(calls):
@@ -94,7 +103,9 @@ class RayBackend:
             try:
                 ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"cannot reach a Ray cluster at {address or 'a new local instance'} ({str(exc).splitlines()[0]})") from None
+                raise ConfigError(
+                    f"cannot reach a Ray cluster at {address or 'a new local instance'} ({str(exc).splitlines()[0]})"
+                ) from None
             self.owned = True
         self._remote: dict[Callable, Any] = {}
 
@@ -109,13 +120,23 @@ class RayBackend:
     def put(self, value: Any) -> Any:
         return self.ray.put(value)
 
-    def map(self, fn: Callable, calls: Sequence[tuple], num_cpus: int, num_gpus: int = 0, retries: int = 3,
-            done: Done | None = None, each: Each | None = None) -> list[Outcome]:
+    def map(
+        self,
+        fn: Callable,
+        calls: Sequence[tuple],
+        num_cpus: int,
+        num_gpus: int = 0,
+        retries: int = 3,
+        done: Done | None = None,
+        each: Each | None = None,
+    ) -> list[Outcome]:
         """Outcomes in call order; ``each`` sees every outcome as it finishes (then its value is dropped)."""
         ray = self.ray
         if fn not in self._remote:
             self._remote[fn] = ray.remote(fn)
-        remote = self._remote[fn].options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=retries, retry_exceptions=False)
+        remote = self._remote[fn].options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=retries, retry_exceptions=False
+        )
         refs = [remote.remote(*args) for args in calls]
         index = {ref: i for i, ref in enumerate(refs)}
         out: list[Outcome] = []
@@ -148,7 +169,9 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise ConfigError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); is `ray start --head` running there?") from None
+        raise ConfigError(
+            f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); is `ray start --head` running there?"
+        ) from None
 
 
 def _handed(outcome: Outcome, each: Each | None) -> Outcome:
@@ -161,7 +184,9 @@ def _handed(outcome: Outcome, each: Each | None) -> Outcome:
     return outcome
 
 
-def make_backend(kind: str = "auto", address: str | None = None, log_to_driver: bool = True) -> SequentialBackend | RayBackend:
+def make_backend(
+    kind: str = "auto", address: str | None = None, log_to_driver: bool = True
+) -> SequentialBackend | RayBackend:
     """``auto``: Ray when installed (the cluster at ``address``, else a local instance), else sequential."""
     if kind not in ("auto", "ray", "sequential"):
         raise ConfigError(f"unknown backend {kind!r} (choose from auto, ray, sequential)")

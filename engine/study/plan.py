@@ -6,16 +6,25 @@ calibrate, else a quarter of the fit images carved out. Knowing the exact images
 gives the train key before any work, so a rerun skips every model already in the store.
 tests/test_study.py checks that this plan yields the train key ``dif train`` stores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.api import MAX_CALIBRATION, MIN_CALIBRATION, Calibration, _usable, carve_calibration, split_folder, train_key
-from engine.residuals.registry import get_extractor
-from engine.errors import DifError
+from engine.api import (
+    MAX_CALIBRATION,
+    MIN_CALIBRATION,
+    Calibration,
+    _usable,
+    carve_calibration,
+    split_folder,
+    train_key,
+)
 from engine.data.images import LoadedImage, load_images
 from engine.data.splits import take
+from engine.errors import DifError
+from engine.residuals.registry import get_extractor
 from engine.study.spec import ModelSpec
 
 

@@ -5,6 +5,7 @@ cache hit and is not fitted again), residuals (every image not yet in the store,
 in batches), fingerprints (one task per model to fit), cross-detection and lineage (here, from the
 gathered fingerprints). Only this driver writes the store, through ``Store``, as results arrive.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,12 +15,12 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.api import crop_images, metrics_from_rho, rho_for, train_fingerprint
-from engine.method.calibration import from_card
-from engine.residuals.registry import get_extractor
-from engine.errors import DifError
-from engine.storage.fingerprint import Fingerprint, parse_fingerprint
 from engine.data.images import LoadedImage
+from engine.errors import DifError
+from engine.method.calibration import from_card
 from engine.residuals.compute import residual_key
+from engine.residuals.registry import get_extractor
+from engine.storage.fingerprint import Fingerprint, parse_fingerprint
 from engine.storage.store import Store
 from engine.study.backends import Outcome, RayBackend, SequentialBackend
 from engine.study.plan import Plan, plan_model
@@ -41,7 +42,9 @@ class ModelResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def run_study(study: Study, store: Store, backend: SequentialBackend | RayBackend, progress: Progress | None = None) -> dict[str, Any]:
+def run_study(
+    study: Study, store: Store, backend: SequentialBackend | RayBackend, progress: Progress | None = None
+) -> dict[str, Any]:
     """Run ``study`` on ``backend`` into ``store``; returns the summary (also what ``--json`` prints).
 
     Models go through the stages ``study.chunk`` at a time, so the driver holds the decoded images
@@ -77,14 +80,23 @@ def run_study(study: Study, store: Store, backend: SequentialBackend | RayBacken
 class _Run:
     """The state of one study run across its chunks: results, stage times, residual problems."""
 
-    def __init__(self, study: Study, store: Store, backend: SequentialBackend | RayBackend, tick: Progress, results: dict[str, ModelResult]):
+    def __init__(
+        self,
+        study: Study,
+        store: Store,
+        backend: SequentialBackend | RayBackend,
+        tick: Progress,
+        results: dict[str, ModelResult],
+    ):
         self.study, self.store, self.backend, self.tick, self.results = study, store, backend, tick, results
         self.stages = {"plan_seconds": 0.0, "residuals_seconds": 0.0, "fingerprints_seconds": 0.0}
         self.batches = self.images = 0
         self.residual_errors: list[str] = []
         self.gpus = 1 if backend.gpus() > 0 else 0  # a task per GPU where the cluster has them
         # cross-detection correlates every cross model's test images with every cross model at its geometry
-        self.cross_geometries = sorted({(m.config.extractor, m.config.crop, m.config.border) for m in study.models if m.name in study.cross})
+        self.cross_geometries = sorted(
+            {(m.config.extractor, m.config.crop, m.config.border) for m in study.models if m.name in study.cross}
+        )
 
     def _time(self, stage: str, t0: float) -> None:
         self.stages[stage] = round(self.stages[stage] + time.time() - t0, 3)
@@ -106,7 +118,15 @@ class _Run:
                 todo.append(name)
                 continue
             # train_fingerprint finds the key and only renames / updates the card where needed
-            fp, _ = train_fingerprint(name, plan.fit_real, plan.fit_fake, plan.spec.config, store, metadata=plan.spec.metadata, calibration=plan.calibration)
+            fp, _ = train_fingerprint(
+                name,
+                plan.fit_real,
+                plan.fit_fake,
+                plan.spec.config,
+                store,
+                metadata=plan.spec.metadata,
+                calibration=plan.calibration,
+            )
             _finish(fp, plan, store)
             results[name].status = "cached"
         self._time("plan_seconds", t0)
@@ -128,7 +148,15 @@ class _Run:
                 store.residuals.set(key, value)
             gathered.append((set(out.value), out.handle))
 
-        self.backend.map(residual_task, calls, study.num_cpus, self.gpus, study.max_retries, lambda d, t: tick("residuals", d, t), store_residuals)
+        self.backend.map(
+            residual_task,
+            calls,
+            study.num_cpus,
+            self.gpus,
+            study.max_retries,
+            lambda d, t: tick("residuals", d, t),
+            store_residuals,
+        )
         self._time("residuals_seconds", t0)
 
         t0 = time.time()
@@ -139,14 +167,24 @@ class _Run:
             parts = [h for ks, h in gathered if ks & keys]
             folders = [str(plan.spec.real), str(plan.spec.generated)]
             cal = plan.calibration
-            job = FitJob(name, plan.spec.config, plan.spec.metadata, _src(plan.fit_real), _src(plan.fit_fake),
-                         _src(cal[0]) if cal else None, _src(cal[1]) if cal else None)
+            job = FitJob(
+                name,
+                plan.spec.config,
+                plan.spec.metadata,
+                _src(plan.fit_real),
+                _src(plan.fit_fake),
+                _src(cal[0]) if cal else None,
+                _src(cal[1]) if cal else None,
+            )
             calls.append((job, study.num_cpus, len(folders), *[blobs[f] for f in folders], *parts))
 
         def store_fingerprint(out: Outcome) -> None:
             name = todo[out.index]
             res, value = results[name], out.value or {}
-            res.seconds, res.where = value.get("seconds"), f"{value['host']}:{value['pid']}" if "host" in value else None
+            res.seconds, res.where = (
+                value.get("seconds"),
+                f"{value['host']}:{value['pid']}" if "host" in value else None,
+            )
             error = out.error or value.get("error")
             if error:
                 res.status, res.reason = "failed", error
@@ -158,7 +196,15 @@ class _Run:
             except DifError as exc:
                 res.status, res.reason = "failed", str(exc)
 
-        self.backend.map(fit_task, calls, study.num_cpus, self.gpus, study.max_retries, lambda d, t: tick("fingerprints", d, t), store_fingerprint)
+        self.backend.map(
+            fit_task,
+            calls,
+            study.num_cpus,
+            self.gpus,
+            study.max_retries,
+            lambda d, t: tick("fingerprints", d, t),
+            store_fingerprint,
+        )
         self._time("fingerprints_seconds", t0)
 
 
@@ -169,13 +215,18 @@ def _src(images: list[LoadedImage]) -> tuple[str, ...]:
 def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
     """The held-out metrics ``dif train`` records (test halves only), then the save."""
     rho = rho_for([fp], plan.test_real + plan.test_fake, store)[:, 0]
-    rho_r, rho_f = rho[: len(plan.test_real)], rho[len(plan.test_real):]
+    rho_r, rho_f = rho[: len(plan.test_real)], rho[len(plan.test_real) :]
     metrics = metrics_from_rho(fp, rho_r, rho_f)
     cal = from_card(fp.calibration)
     if cal is not None and len(rho_r) and len(rho_f):
         v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-        metrics.update({"fpr_real_at_level": float(np.mean(v_r == "generated")), "inconclusive_real": float(np.mean(v_r == "inconclusive")),
-                        "inconclusive_fake": float(np.mean(v_f == "inconclusive"))})
+        metrics.update(
+            {
+                "fpr_real_at_level": float(np.mean(v_r == "generated")),
+                "inconclusive_real": float(np.mean(v_r == "inconclusive")),
+                "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
+            }
+        )
     fp.test_metrics = metrics
     fp.test_files = {"real": list(_src(plan.test_real)), "fake": list(_src(plan.test_fake))}
     store.save(fp)
@@ -187,7 +238,10 @@ def _blobs(plans: dict[str, Plan], todo: list[str], shared_fs: bool, backend) ->
     files: dict[str, dict[str, None]] = {}
     for name in todo:
         plan = plans[name]
-        for folder, images in ((str(plan.spec.real), plan.fit_real + plan.test_real), (str(plan.spec.generated), plan.fit_fake + plan.test_fake)):
+        for folder, images in (
+            (str(plan.spec.real), plan.fit_real + plan.test_real),
+            (str(plan.spec.generated), plan.fit_fake + plan.test_fake),
+        ):
             files.setdefault(folder, {}).update(dict.fromkeys(im.source for im in images))
         if plan.calibration:
             files[str(plan.spec.real)].update(dict.fromkeys(im.source for im in plan.calibration[0]))
@@ -219,7 +273,9 @@ def _cpu():
     return torch.device("cpu")
 
 
-def _residual_batches(fits: list[Plan], cross: list[Plan], geometries: list[tuple[str, int, int]], store: Store) -> list[ResidualBatch]:
+def _residual_batches(
+    fits: list[Plan], cross: list[Plan], geometries: list[tuple[str, int, int]], store: Store
+) -> list[ResidualBatch]:
     """Every (image, geometry) a fit or the cross-detection will need and the store lacks, once, in batches."""
     wanted: dict[tuple, dict[str, str]] = {}  # geometry -> residual key -> source
 
@@ -227,7 +283,9 @@ def _residual_batches(fits: list[Plan], cross: list[Plan], geometries: list[tupl
         ext = get_extractor(extractor, _cpu())
         usable = [im for im in images if pad or min(im.pixels.shape[:2]) >= crop]
         for im, cropped in zip(usable, crop_images(usable, crop, pad)):
-            wanted.setdefault((extractor, crop, border, pad), {}).setdefault(residual_key(ext, cropped, border), im.source)
+            wanted.setdefault((extractor, crop, border, pad), {}).setdefault(
+                residual_key(ext, cropped, border), im.source
+            )
 
     for plan in fits:
         c = plan.spec.config
@@ -255,5 +313,8 @@ def _lineage(study: Study, results: dict[str, ModelResult], store: Store, tick: 
     cross = cross_detect(fps, store, progress=lambda d, t: tick("cross-detect", d, t))
     metadata = {fp.name: fp.metadata for fp in fps}
     graph = infer_lineage(cross, metadata, LineageParams(), cards={fp.name: fp.summary() for fp in fps})
-    edges = [{"source": u, "target": v, "c_ij": d.get("c_ij"), "c_ji": d.get("c_ji"), "directed": d.get("directed")} for u, v, d in graph.edges(data=True)]
+    edges = [
+        {"source": u, "target": v, "c_ij": d.get("c_ij"), "c_ji": d.get("c_ji"), "directed": d.get("directed")}
+        for u, v, d in graph.edges(data=True)
+    ]
     return {"models": names, "families": families(graph), "edges": edges, "cross": cross.to_dict()}

@@ -23,6 +23,7 @@
 
 A malformed file is refused as a whole, before any work, with one line naming the file and the key.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.method.config import TrainConfig
 from engine.errors import ConfigError
+from engine.method.config import TrainConfig
 from engine.storage.names import validate_name
 
 try:
@@ -165,9 +166,16 @@ def parse_study(text: str, path: str | Path = "<study>") -> Study:
     shared = head.get("shared_fs", False)
     if not isinstance(shared, bool):
         raise StudyError(f"{path}: shared_fs must be true or false")
-    return Study(name, path, models, cross_names, shared,
-                 _int(f"{path}: num_cpus", head.get("num_cpus", 1), 1),
-                 _int(f"{path}: max_retries", head.get("max_retries", 3), 0), _int(f"{path}: chunk", head.get("chunk", 256), 1))
+    return Study(
+        name,
+        path,
+        models,
+        cross_names,
+        shared,
+        _int(f"{path}: num_cpus", head.get("num_cpus", 1), 1),
+        _int(f"{path}: max_retries", head.get("max_retries", 3), 0),
+        _int(f"{path}: chunk", head.get("chunk", 256), 1),
+    )
 
 
 def load_study(path: str | Path) -> Study:

@@ -7,6 +7,7 @@ the driver writes them. Images arrive as file bytes (``{source: bytes}``) or, on
 system, as paths (``{source: None}``); either way they are decoded here under their driver path,
 so a fingerprint records the same sources wherever it was fitted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,12 +20,12 @@ from typing import Any, Iterator
 import torch
 
 from engine.api import crop_images, train_fingerprint
-from engine.method.config import TrainConfig
-from engine.residuals.registry import get_extractor
+from engine.data.images import LoadedImage, load_image
 from engine.device import default_device
 from engine.errors import DifError
-from engine.data.images import LoadedImage, load_image
+from engine.method.config import TrainConfig
 from engine.residuals.compute import compute_residuals
+from engine.residuals.registry import get_extractor
 
 Blob = dict[str, bytes | None]  # source path -> file bytes (None: read the path, shared file system)
 
@@ -120,10 +121,23 @@ def fit_task(job: FitJob, num_cpus: int, n_blobs: int, *parts: Any) -> dict[str,
             residuals.update(part)
         with task_threads(num_cpus):
             real, fake = decode(list(job.fit_real), blobs), decode(list(job.fit_fake), blobs)
-            cal = (decode(list(job.cal_real), blobs), decode(list(job.cal_fake), blobs)) if job.cal_real is not None else None
+            cal = (
+                (decode(list(job.cal_real), blobs), decode(list(job.cal_fake), blobs))
+                if job.cal_real is not None
+                else None
+            )
             view = TaskStore(residuals)
-            fp, _ = train_fingerprint(job.name, real, fake, job.config, view, default_device(), metadata=job.metadata,  # type: ignore[arg-type]
-                                      reuse=False, calibration=cal)
+            fp, _ = train_fingerprint(
+                job.name,
+                real,
+                fake,
+                job.config,
+                view,
+                default_device(),
+                metadata=job.metadata,  # type: ignore[arg-type]
+                reuse=False,
+                calibration=cal,
+            )
         return {"fingerprint": fp.to_bytes(), "seconds": round(time.time() - start, 3), **where}
     except Exception as exc:  # one model's failure is a line in the summary
         text = next((ln for ln in str(exc).splitlines() if ln.strip()), "")

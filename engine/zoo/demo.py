@@ -23,6 +23,7 @@ stays recognisable (test-size zoo, base trained 200 steps): 20-60 fine-tune step
 Re-measured for the dashboard (issue 13; build 10.5 s): at the engine's default family threshold 0.70
 the families come out ARI 0.50 / recall 0.60, at 0.55-0.65 ARI 1.00 / 0.80 (``DEMO_FAMILY_THRESHOLD``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,14 +96,95 @@ class ZooModel:
 
 
 MODELS: tuple[ZooModel, ...] = (
-    ZooModel("zoo-base", "A", None, "tconv", 0, "base", "base_steps", release_date="2024-01-01", description="base model: transposed-conv autoencoder"),
-    ZooModel("zoo-base-ckpt1", "A", "zoo-base", "tconv", None, "base", "ckpt_steps", release_date="2024-02-01", description="later checkpoint of the base model's training run"),
-    ZooModel("zoo-ft-a", "A", "zoo-base", "tconv", None, "other", "finetune_steps", release_date="2024-03-01", description="base fine-tuned on other photos"),
-    ZooModel("zoo-ft-style", "A", "zoo-base", "tconv", None, "base", "style_steps", "sepia", "2024-03-15", "base fine-tuned to a sepia style"),
-    ZooModel("zoo-ft-a-ft", "A", "zoo-ft-a", "tconv", None, "third", "finetune_steps", release_date="2024-05-01", description="fine-tune of the fine-tune zoo-ft-a"),
-    ZooModel("zoo-seed2", "B", None, "tconv", 1002, "base", "base_steps", release_date="2024-02-10", description="same architecture, another seed, trained from scratch"),
-    ZooModel("zoo-seed2-ft", "B", "zoo-seed2", "tconv", None, "other", "finetune_steps", release_date="2024-04-01", description="zoo-seed2 fine-tuned on other photos"),
-    ZooModel("zoo-shuffle", "C", None, "shuffle", 2003, "base", "base_steps", release_date="2024-01-20", description="another architecture: pixel-shuffle up-sampling"),
+    ZooModel(
+        "zoo-base",
+        "A",
+        None,
+        "tconv",
+        0,
+        "base",
+        "base_steps",
+        release_date="2024-01-01",
+        description="base model: transposed-conv autoencoder",
+    ),
+    ZooModel(
+        "zoo-base-ckpt1",
+        "A",
+        "zoo-base",
+        "tconv",
+        None,
+        "base",
+        "ckpt_steps",
+        release_date="2024-02-01",
+        description="later checkpoint of the base model's training run",
+    ),
+    ZooModel(
+        "zoo-ft-a",
+        "A",
+        "zoo-base",
+        "tconv",
+        None,
+        "other",
+        "finetune_steps",
+        release_date="2024-03-01",
+        description="base fine-tuned on other photos",
+    ),
+    ZooModel(
+        "zoo-ft-style",
+        "A",
+        "zoo-base",
+        "tconv",
+        None,
+        "base",
+        "style_steps",
+        "sepia",
+        "2024-03-15",
+        "base fine-tuned to a sepia style",
+    ),
+    ZooModel(
+        "zoo-ft-a-ft",
+        "A",
+        "zoo-ft-a",
+        "tconv",
+        None,
+        "third",
+        "finetune_steps",
+        release_date="2024-05-01",
+        description="fine-tune of the fine-tune zoo-ft-a",
+    ),
+    ZooModel(
+        "zoo-seed2",
+        "B",
+        None,
+        "tconv",
+        1002,
+        "base",
+        "base_steps",
+        release_date="2024-02-10",
+        description="same architecture, another seed, trained from scratch",
+    ),
+    ZooModel(
+        "zoo-seed2-ft",
+        "B",
+        "zoo-seed2",
+        "tconv",
+        None,
+        "other",
+        "finetune_steps",
+        release_date="2024-04-01",
+        description="zoo-seed2 fine-tuned on other photos",
+    ),
+    ZooModel(
+        "zoo-shuffle",
+        "C",
+        None,
+        "shuffle",
+        2003,
+        "base",
+        "base_steps",
+        release_date="2024-01-20",
+        description="another architecture: pixel-shuffle up-sampling",
+    ),
 )
 
 
@@ -121,7 +203,10 @@ def truth_document(config: ZooConfig) -> dict:
     return {
         "version": ZOO_VERSION,
         "config_key": config.key(),
-        "models": {m.name: {"family": m.family, "parent": m.parent, "upsampler": m.upsampler, "description": m.description} for m in MODELS},
+        "models": {
+            m.name: {"family": m.family, "parent": m.parent, "upsampler": m.upsampler, "description": m.description}
+            for m in MODELS
+        },
         "families": {f: [m.name for m in MODELS if m.family == f] for f in sorted({m.family for m in MODELS})},
         "parent_child": [[m.parent, m.name] for m in MODELS if m.parent],
     }
@@ -216,7 +301,11 @@ def _train_all(config: ZooConfig, pools: dict, models: dict, progress: Progress 
         fresh = spec.parent is None
         lr = config.lr if fresh or spec.steps == "ckpt_steps" else config.finetune_lr
         model = new_model(spec.upsampler, spec.init_seed or 0, config.width) if fresh else clone(models[spec.parent])
-        fit(model, pools[spec.photos], FitSpec(steps, lr, config.seed * 1000 + 17 * (k + 1), patch=config.patch, style=spec.style))
+        fit(
+            model,
+            pools[spec.photos],
+            FitSpec(steps, lr, config.seed * 1000 + 17 * (k + 1), patch=config.patch, style=spec.style),
+        )
         models[spec.name] = model
         if progress:
             progress("generators", k + 1, len(MODELS))
@@ -237,16 +326,27 @@ def build_demo(store: Store, progress: Progress | None = None, config: ZooConfig
 
 def _build(store: Store, progress: Progress | None, config: ZooConfig, start: float) -> dict:
     from engine.api import evaluate, train_fingerprint
-    from engine.method.config import TrainConfig
     from engine.data.images import load_image
+    from engine.method.config import TrainConfig
     from engine.zoo.models import generate
     from engine.zoo.photos import interleave, pool_tiles
 
-    tcfg = TrainConfig(method=config.method, extractor=config.extractor, crop=config.crop, border=config.border, steps=config.fp_steps, batch=config.fp_batch, seed=config.seed, watermark_match=False)  # our own CNNs mark nothing
+    tcfg = TrainConfig(
+        method=config.method,
+        extractor=config.extractor,
+        crop=config.crop,
+        border=config.border,
+        steps=config.fp_steps,
+        batch=config.fp_batch,
+        seed=config.seed,
+        watermark_match=False,
+    )  # our own CNNs mark nothing
     need = 2 * (config.n_train + config.n_test)
     tiles = interleave(pool_tiles("demo", config.crop), config.seed)
     if len(tiles) < need:
-        raise ConfigError(f"zoo: {len(tiles)} demo tiles of {config.crop}px, need {need}; lower n_train/n_test or the crop")
+        raise ConfigError(
+            f"zoo: {len(tiles)} demo tiles of {config.crop}px, need {need}; lower n_train/n_test or the crop"
+        )
     real_train_t = tiles[: config.n_train]
     real_test_t = tiles[config.n_train : config.n_train + config.n_test]
     inputs = np.stack([t.pixels for t in tiles[config.n_train + config.n_test : need]])

@@ -6,6 +6,7 @@ periodic pattern set by their weights, which is exactly what DIF learns, so mode
 weights (checkpoints, fine-tunes) share most of the pattern and unrelated ones do not.
 Training is plain Adam on an L1 reconstruction loss, seeded, on the CPU in seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,13 +36,18 @@ class TinyAutoencoder(nn.Module):
         super().__init__()
         self.upsampler = upsampler
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.decoder = nn.Sequential(
-            _up(upsampler, 2 * width, width), nn.ReLU(),
-            _up(upsampler, width, width), nn.ReLU(),
+            _up(upsampler, 2 * width, width),
+            nn.ReLU(),
+            _up(upsampler, width, width),
+            nn.ReLU(),
             nn.Conv2d(width, 3, 3, padding=1),
         )
 
@@ -73,7 +79,9 @@ def to_batch(arrays: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div(255.0)
 
 
-def fit(model: TinyAutoencoder, photos: np.ndarray, spec: FitSpec, on_step: Callable[[int], None] | None = None) -> TinyAutoencoder:
+def fit(
+    model: TinyAutoencoder, photos: np.ndarray, spec: FitSpec, on_step: Callable[[int], None] | None = None
+) -> TinyAutoencoder:
     """Train ``model`` in place on random patches of ``photos`` (N x H x W x 3 uint8) for ``spec.steps``."""
     gen = torch.Generator().manual_seed(spec.seed)
     data = to_batch(photos)
@@ -84,7 +92,12 @@ def fit(model: TinyAutoencoder, photos: np.ndarray, spec: FitSpec, on_step: Call
         idx = torch.randint(0, n, (spec.batch,), generator=gen)
         ys = torch.randint(0, h - spec.patch + 1, (spec.batch,), generator=gen)
         xs = torch.randint(0, w - spec.patch + 1, (spec.batch,), generator=gen)
-        batch = torch.stack([data[i, :, y : y + spec.patch, x : x + spec.patch] for i, y, x in zip(idx.tolist(), ys.tolist(), xs.tolist())])
+        batch = torch.stack(
+            [
+                data[i, :, y : y + spec.patch, x : x + spec.patch]
+                for i, y, x in zip(idx.tolist(), ys.tolist(), xs.tolist())
+            ]
+        )
         target = sepia(batch) if spec.style == "sepia" else batch
         loss = (model(batch) - target).abs().mean()
         opt.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ No download is ever needed: only the images that ship inside scikit-image's whee
 zoo is the same on every machine with the same scikit-image. Each photo belongs to exactly one pool,
 so the generators' training photos, their fine-tuning photos and the demo photos never overlap.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,11 @@ def tiles(photo: str, size: int) -> list[Tile]:
     """Non-overlapping ``size`` x ``size`` tiles of one photo, row-major."""
     arr = load_photo(photo)
     rows, cols = arr.shape[0] // size, arr.shape[1] // size
-    return [Tile(f"{photo}_{r}_{c}", arr[r * size : (r + 1) * size, c * size : (c + 1) * size].copy()) for r in range(rows) for c in range(cols)]
+    return [
+        Tile(f"{photo}_{r}_{c}", arr[r * size : (r + 1) * size, c * size : (c + 1) * size].copy())
+        for r in range(rows)
+        for c in range(cols)
+    ]
 
 
 def pool_tiles(pool: str, size: int) -> list[Tile]:
