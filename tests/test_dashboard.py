@@ -382,10 +382,10 @@ def test_serve_command_is_loopback_and_xsrf_safe():
     assert is_loopback("::1") and not is_loopback("0.0.0.0")
     env = serve_env(argparse.Namespace(cache=None, no_demo=True, address="0.0.0.0"))
     assert env["DIF_DEMO"] == "0" and env["DIF_SERVER_PATHS"] == "0"
-    from engine.cli.main import _add_common
+    from engine.cli.common import add_common
     from engine.cli.serve import register
 
     parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"), _add_common)
+    register(parser.add_subparsers(dest="command"), add_common)
     args = parser.parse_args(["serve", "--no-demo"])
     assert (args.port, args.address, args.no_demo) == (8501, "127.0.0.1", True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tomllib
 
-from engine.cli.main import _add_common
+from engine.cli.common import add_common
 from engine.cli.serve import MAX_UPLOAD_MB, is_loopback, register, serve_env, streamlit_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_config_toml_binds_loopback_keeps_xsrf_and_caps_uploads():
 
 def test_dif_serve_defaults_are_the_same():
     parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"), _add_common)
+    register(parser.add_subparsers(dest="command"), add_common)
     args = parser.parse_args(["serve", "--no-demo"])
     assert args.address == "127.0.0.1"
     flags = _flags(streamlit_command(args.port, args.address))
@@ -54,7 +54,7 @@ def test_dif_serve_defaults_are_the_same():
 
 def test_exposing_the_server_is_explicit_and_narrows_what_it_offers():
     parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"), _add_common)
+    register(parser.add_subparsers(dest="command"), add_common)
     args = parser.parse_args(["serve", "--address", "0.0.0.0"])
     assert not is_loopback(args.address)
     assert serve_env(args)["DIF_SERVER_PATHS"] == "0"  # no server folder browsing for remote users

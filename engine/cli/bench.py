@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.cli.common import ProgressBar, open_store, progress_bar
+
 
 def _csv(text: str, cast=str) -> tuple:
     return tuple(cast(x) for x in text.split(",") if x.strip())
@@ -15,7 +17,6 @@ def _csv(text: str, cast=str) -> tuple:
 def cmd_bench(args) -> int:
     from engine.bench.runner import BenchConfig, markdown_table, run_bench, write_outputs
     from engine.bench.transfer import markdown as transfer_markdown
-    from engine.cli.main import ProgressBar, _store
     from engine.errors import ConfigError
 
     if args.from_json:
@@ -60,7 +61,7 @@ def cmd_bench(args) -> int:
 
     def on_step(step: int, steps: int) -> None:
         if step == 1:  # a new fit: a fresh bar, so its rate and ETA are this fit's
-            bars[:] = [ProgressBar("  DIF steps", sys.stderr.isatty())]
+            bars[:] = [progress_bar("  DIF steps")]
         bars[0].update(step, steps)
 
     out_dir = Path(args.out)
@@ -75,7 +76,7 @@ def cmd_bench(args) -> int:
     resume = json.loads(partial.read_text()) if args.resume and partial.is_file() else None
     if resume is not None:
         say(f"resuming: {len(resume)} rows from {partial}")
-    result = run_bench(cfg, _store(args), say, on_step, keep, resume, args.max_minutes)
+    result = run_bench(cfg, open_store(args), say, on_step, keep, resume, args.max_minutes)
     partial.unlink(missing_ok=True)
     result["timings"]["total_seconds"] = round(time.time() - start, 1)
     js, md = write_outputs(result, Path(args.out))
@@ -99,7 +100,6 @@ def _train_overrides(args) -> dict:
 def _cmd_transfer(args) -> int:
     """The transfer protocol (engine/bench/transfer.py): train the dif-train way on each set, detect on every set."""
     from engine.bench.transfer import TransferConfig, markdown, run_transfer
-    from engine.cli.main import ProgressBar, _store
     from engine.data.perturb import PERTURBATIONS
     from engine.errors import ConfigError
     from engine.method.config import TrainConfig
@@ -129,7 +129,7 @@ def _cmd_transfer(args) -> int:
         TrainConfig(**{**train, "augment": aug})
     for stat in cfg.statistics:
         TrainConfig(**{**train, "correlation": stat})
-    user_store = _store(args)
+    user_store = open_store(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     # the benchmark's fingerprints stay out of the user's models; residuals are shared with their cache
@@ -143,7 +143,7 @@ def _cmd_transfer(args) -> int:
 
     def on_step(step: int, steps: int) -> None:
         if step == 1:
-            bars[:] = [ProgressBar("  DIF steps", sys.stderr.isatty())]
+            bars[:] = [progress_bar("  DIF steps")]
         bars[0].update(step, steps)
 
     result = run_transfer(cfg, store, say, on_step)

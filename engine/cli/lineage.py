@@ -1,6 +1,6 @@
 """CLI sub-commands: ``dif cross``, ``dif lineage``, ``dif attribute``, ``dif demo build|info``.
 
-Loaded by :mod:`engine.cli.main` when present; each command returns an exit code and raises
+Registered by :mod:`engine.cli.main`; each command returns an exit code and raises
 :class:`~engine.errors.DifError` subclasses for user errors (printed as one line).
 """
 
@@ -15,25 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engine.cli.common import open_store, print_json, progress_bar
 from engine.errors import ConfigError
-
-
-def _store(args):
-    from engine.cli.main import _store as store_of
-
-    return store_of(args)
-
-
-def _json(obj: Any) -> None:
-    from engine.cli.main import _print_json
-
-    _print_json(obj)
-
-
-def _bar(label: str):
-    from engine.cli.main import ProgressBar
-
-    return ProgressBar(label, sys.stderr.isatty())
 
 
 def _load_models(store, names: list[str], need_tests: bool) -> list:
@@ -57,16 +40,16 @@ def _load_models(store, names: list[str], need_tests: bool) -> list:
 def _cross(store, fps):
     from engine.lineage.cross import cross_detect
 
-    bar = _bar("residuals")
+    bar = progress_bar("residuals")
     return cross_detect(fps, store, progress=bar.update)
 
 
 def cmd_cross(args) -> int:
-    store = _store(args)
+    store = open_store(args)
     fps = _load_models(store, args.names, need_tests=True)
     result = _cross(store, fps)
     if args.json:
-        _json(result.to_dict())
+        print_json(result.to_dict())
     elif args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["detector \\ test set", *result.names])
@@ -95,7 +78,7 @@ def cmd_lineage(args) -> int:
         truth_from_metadata,
     )
 
-    store = _store(args)
+    store = open_store(args)
     fps = _load_models(store, args.names, need_tests=True)
     params = LineageParams(
         family_threshold=args.family_threshold, edge_threshold=args.edge_threshold, affinity=args.affinity
@@ -136,7 +119,7 @@ def cmd_lineage(args) -> int:
         }
         if scores is not None:
             out.update(scores)
-        _json(out)
+        print_json(out)
         return 0
     print(
         f"{len(fps)} models, {len(fams)} families (family threshold {params.family_threshold}, edge threshold {params.edge_threshold}, affinity {params.affinity})"
@@ -168,7 +151,7 @@ def cmd_attribute(args) -> int:
     from engine.data.images import expand_sources, load_images
     from engine.lineage.attribution import attribute
 
-    store = _store(args)
+    store = open_store(args)
     fps = [store.load(n) for n in args.models] if args.models else store.list()
     if not fps:
         raise ConfigError(f"no models in {store.root} (train some, or run 'dif demo build')")
@@ -185,7 +168,7 @@ def cmd_attribute(args) -> int:
             {**r.to_dict(), "provenance": p["provenance"].to_dict(), "disagreements": p["disagreements"]}
             for r, p in zip(results, prov)
         ]
-        _json({"models": [fp.name for fp in fps], "results": rows, "errors": errors})
+        print_json({"models": [fp.name for fp in fps], "results": rows, "errors": errors})
     else:
         for r, p in zip(results, prov):
             print(f"{r.source}: {r.verdict}")
@@ -220,20 +203,18 @@ def write_case_report(path: str, results: list, prov: list[dict], fps: list) -> 
 def cmd_demo_build(args) -> int:
     from engine.zoo.demo import ZooConfig, build_demo
 
-    store = _store(args)
+    store = open_store(args)
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage not in bars:
-            from engine.cli.main import ProgressBar
-
-            bars[stage] = ProgressBar(f"{stage:12s}", True)
+            bars[stage] = progress_bar(f"{stage:12s}")
         bars[stage].update(done, total)
 
     start = time.time()
     manifest = build_demo(store, progress, ZooConfig())
     if args.json:
-        _json({k: v for k, v in manifest.items() if k != "files"})
+        print_json({k: v for k, v in manifest.items() if k != "files"})
         return 0
     state = "found (cached)" if manifest["cached"] else f"built in {time.time() - start:.1f}s"
     print(f"zoo {state}: {len(manifest['models'])} models in {store.root}")
@@ -247,11 +228,11 @@ def cmd_demo_build(args) -> int:
 def cmd_demo_info(args) -> int:
     from engine.zoo.demo import demo_model_names, demo_truth
 
-    store = _store(args)
+    store = open_store(args)
     truth = demo_truth(store)
     present = demo_model_names(store)
     if args.json:
-        _json({"truth": truth, "present": present})
+        print_json({"truth": truth, "present": present})
         return 0
     print(f"zoo {truth['version']} in {store.root}: {len(present)}/{len(truth['models'])} models present")
     for fam, members in truth["families"].items():

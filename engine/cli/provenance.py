@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from engine.cli.common import print_json
 from engine.provenance.signals import Provenance, read_provenance
 
 
@@ -30,12 +31,11 @@ def render(prov: Provenance, indent: str = "    ") -> list[str]:
 
 
 def cmd_provenance(args) -> int:
-    from engine.cli.main import _print_json
     from engine.data.images import expand_sources
 
     results = [read_provenance(path) for path in expand_sources(args.images)]
     if args.json:
-        _print_json({"results": [r.to_dict() for r in results]})
+        print_json({"results": [r.to_dict() for r in results]})
     else:
         for r in results:
             names = r.generators()

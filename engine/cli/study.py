@@ -6,15 +6,16 @@ import contextlib
 import sys
 from typing import Any, Callable
 
+from engine.cli.common import ProgressBar, open_store, print_json
+
 
 def cmd_study_run(args) -> int:
-    from engine.cli.main import ProgressBar, _print_json, _store
     from engine.study.backends import make_backend
     from engine.study.runner import run_study
     from engine.study.spec import load_study
 
     study = load_study(args.study)
-    store = _store(args)
+    store = open_store(args)
     bars: dict[str, ProgressBar] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -30,7 +31,7 @@ def cmd_study_run(args) -> int:
         finally:
             backend.close()
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(render(summary))
     return 0 if summary["failed"] == 0 else 1
