@@ -1,4 +1,4 @@
-"""Running one training job in the page: residual and step progress, the live mu plot, cancel.
+"""Running one training job in the page: residual and step progress, the live plot of the batch means, cancel.
 
 Cancel works the Streamlit way: pressing the button asks for a rerun, and Streamlit stops the
 running script at its next page update, which is inside our progress callback, so the engine
@@ -10,69 +10,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
-from PIL import Image
 
-from engine.api import calibrate_on_pool, metrics_from_rho, rho_for, train_fingerprint, train_from_folders
+from engine.api import train_from_folders, train_from_images
 from engine.data.images import LoadedImage
 from engine.data.reference_pool import cached_default_pool
-from engine.data.splits import split_groups
 from engine.errors import ConfigError
 from engine.method.config import TrainConfig
 from engine.method.dif import TrainingCancelled, TrainProgress
+from engine.method.registry import get_method
 from engine.storage.fingerprint import Fingerprint
 from engine.storage.store import Store
-
-HOLDOUT_SHARE = 0.25  # of each class's uploads, kept out of training to measure held-out accuracy
-MIN_HOLDOUT = 2  # per class; fewer uploads than 2 / HOLDOUT_SHARE per class cannot be checked
-
-
-def hold_out(images: list[LoadedImage], seed: int) -> tuple[list[LoadedImage], list[LoadedImage]]:
-    """(train, held out): whole content groups (tiles of one photo) stay on one side, as in folder training."""
-    if len(images) < MIN_HOLDOUT / HOLDOUT_SHARE:
-        return list(images), []
-    try:
-        test, train = split_groups(list(images), seed + 31, HOLDOUT_SHARE, key=lambda im: im.source)
-    except ValueError:  # one content group: a seeded share of single images
-        order = np.random.default_rng(seed + 31).permutation(len(images))
-        n = max(MIN_HOLDOUT, round(HOLDOUT_SHARE * len(images)))
-        test, train = [images[i] for i in sorted(order[:n])], [images[i] for i in sorted(order[n:])]
-    return (train, test) if len(test) >= MIN_HOLDOUT and train else (list(images), [])
-
-
-def save_held_out(store: Store, name: str, real: list[LoadedImage], fake: list[LoadedImage]) -> dict[str, list[str]]:
-    """Write the held-out uploads (decoded pixels, as PNG named by content hash) under the store, so
-    cross-detection and lineage can use them later like a folder-trained model's test files."""
-    out: dict[str, list[str]] = {}
-    for kind, images in (("real", real), ("fake", fake)):
-        folder = Path(store.root) / "heldout" / name / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for im in images:
-            path = folder / f"{im.sha256[:24]}.png"
-            if not path.exists():
-                Image.fromarray(np.ascontiguousarray(im.pixels)).save(path)
-            paths.append(str(path))
-        out[kind] = paths
-    return out
 
 
 def estimate_seconds(store: Store, config: TrainConfig) -> tuple[float, int] | None:
     """(seconds for ``config.steps`` steps, models it is based on), scaled from the DIF models this
     store trained (fit time per step per batch pixel); None when there are none to time it by."""
-    if config.method != "dif":
+    if not get_method(config.method).learned:
         return None
     rates = []
     for _, fp, _ in store.scan():
         cfg = fp.config if fp is not None else {}
         if (
             fp is None
-            or fp.method != "dif"
+            or not get_method(fp.method).learned
             or not fp.seconds
             or not cfg.get("steps")
             or cfg.get("extractor", fp.extractor) != config.extractor
@@ -131,7 +96,9 @@ class LiveProgress:
         self.residual_bar.progress(min(1.0, done / max(total, 1)), text=f"Residuals {done}/{total}")
 
     def step(self, p: TrainProgress) -> bool:
-        self.rows.append({"step": p.step, "mu_real": p.batch_mu_real, "mu_generated": p.batch_mu_fake})
+        self.rows.append(
+            {"step": p.step, "batch mean rho, real": p.batch_mu_real, "batch mean rho, generated": p.batch_mu_fake}
+        )
         now = time.time()
         if p.step >= p.total or now - self.last > 0.2:
             self.last = now
@@ -163,30 +130,18 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
             )
             st.session_state.setdefault("tr_notes", []).extend(f"skipped {line}" for line in result["skipped"])
             return result["fingerprint"]
-        if not request.fake_images or not request.real_images:
-            raise ConfigError("upload at least one generated and one real image (or a zip of them)")
-        real_fit, real_test = hold_out(request.real_images, request.config.seed)
-        fake_fit, fake_test = hold_out(request.fake_images, request.config.seed)
-        fp, cached = train_fingerprint(
+        result = train_from_images(
             request.name,
-            real_fit,
-            fake_fit,
+            request.real_images,
+            request.fake_images,
             request.config,
-            store=store,
+            store,
+            cached_default_pool(request.config.crop),
             progress=live.step,
             residual_progress=live.residuals,
         )
-        if cached:
+        if result["cached"]:
             st.info("Same images and settings as a stored model: reused it without training.")
-        # mu_real and the band come from the reference pool of real photos
-        calibrate_on_pool(fp, cached_default_pool(request.config.crop), store)
-        if real_test and fake_test:
-            rho = rho_for([fp], real_test + fake_test, store)[:, 0]
-            fp.test_metrics = metrics_from_rho(fp, rho[: len(real_test)], rho[len(real_test) :])
-            fp.test_files = save_held_out(store, request.name, real_test, fake_test)
-        else:
-            fp.test_metrics, fp.test_files = {}, {}
-        store.save(fp)
-        return fp
+        return result["fingerprint"]
     except TrainingCancelled:
         raise ConfigError("training cancelled; nothing was stored") from None

@@ -16,16 +16,16 @@ from engine.data.augment import degraded_copies
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
 from engine.data.reference_pool import ReferencePool, pool_id
-from engine.data.splits import split_groups, split_half, take
+from engine.data.splits import share_out, split_half, take
 from engine.data.tiles import DEFAULT_MAX_TILES, Box, tiles_of
 from engine.device import default_device
 from engine.errors import ConfigError
-from engine.method.calibration import calibrate, from_card
+from engine.method.calibration import calibrate, from_card, pool_calibration
 from engine.method.config import TrainConfig
 from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
 from engine.method.metrics import detection_metrics
-from engine.method.registry import fit, leave_one_out_rho
+from engine.method.registry import fit, get_method, leave_one_out_rho
 from engine.provenance.watermark_match import mark_share, survey
 from engine.residuals.compute import compute_residuals
 from engine.residuals.registry import get_extractor
@@ -119,18 +119,10 @@ def carve_calibration(
     """
     if len(real) < MIN_CALIBRATION or len(fake) < MIN_CALIBRATION:
         return list(real), list(fake), None
-    held: list[list[LoadedImage]] = []
-    kept: list[list[LoadedImage]] = []
-    for images in (real, fake):
-        try:
-            cal, fit_part = split_groups(list(images), seed + 17, CALIBRATION_SHARE, key=lambda im: im.source)
-        except ValueError:  # one content group only: a seeded share of single images instead
-            order = np.random.default_rng(seed + 17).permutation(len(images))
-            n_cal = max(2, round(CALIBRATION_SHARE * len(images)))
-            cal, fit_part = [images[i] for i in sorted(order[:n_cal])], [images[i] for i in sorted(order[n_cal:])]
-        held.append(cal)
-        kept.append(fit_part)
-    return kept[0], kept[1], (held[0], held[1])
+    (cal_real, fit_real), (cal_fake, fit_fake) = (
+        share_out(images, seed + 17, CALIBRATION_SHARE, 2, key=lambda im: im.source) for images in (real, fake)
+    )
+    return fit_real, fit_fake, (cal_real, cal_fake)
 
 
 def train_fingerprint(
@@ -159,7 +151,7 @@ def train_fingerprint(
         raise ConfigError("training needs at least one real and one generated image")
     device = device or default_device()
     ext = get_extractor(config.extractor, device)
-    if calibration is None and config.method == "dif":
+    if calibration is None and get_method(config.method).learned:
         real, fake, calibration = carve_calibration(real, fake, config.seed)
     if calibration is not None and (len(calibration[0]) < 2 or len(calibration[1]) < 2):
         raise ConfigError("calibration needs at least two real and two generated images")
@@ -284,7 +276,7 @@ def _calibrate(
             "real": [im.sha256 for im in cal_real],
             "fake": [im.sha256 for im in cal_fake],
         }
-    elif config.method != "dif" and len(res_fake) > 1:
+    elif not get_method(config.method).learned and len(res_fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
         cal_r, cal_f = fit_real, leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
         fp.calibration_set = {
@@ -490,11 +482,10 @@ def calibrate_on_pool(
     if len(pool_images) < 2:
         return fp
     rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
-    fake_side = fp.train_rho_fake.astype(np.float64)
     training_mu = fp.reference_pool.get("mu_real_training", fp.mu_real)
-    fp.mu_real = float(rho_pool.mean())
-    if len(fake_side) >= 2:
-        fp.calibration = calibrate(rho_pool, fake_side, source="reference-pool").to_dict()
+    fp.mu_real, band = pool_calibration(rho_pool, fp.train_rho_fake)
+    if band is not None:
+        fp.calibration = band.to_dict()
     fp.reference_pool = {
         **pool.summary(),
         "pool_id": pool_id(pool),
@@ -562,39 +553,112 @@ def train_from_folders(
     fp, cached = train_fingerprint(
         name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata, calibration=calibration
     )
-    result = {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": None, "warnings": warnings}
+    held_out = None
     if evaluate_test:
         real_test, fake_test = load(real_test_files), load(fake_test_files)
-        rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
-        rho_r, rho_f = rho[: len(real_test)], rho[len(real_test) :]
-        before = metrics_from_rho(fp, rho_r, rho_f) if reference_pool is not None else None
+        test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
+        held_out = (real_test, fake_test, test_files)
+    metrics = finish_training(fp, held_out, reference_pool, store, device)
+    return {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": metrics, "warnings": warnings}
+
+
+HeldOut = tuple[Sequence[LoadedImage], Sequence[LoadedImage], dict]  # real, generated, where the card says they are
+
+
+def finish_training(
+    fp: Fingerprint,
+    held_out: HeldOut | None,
+    reference_pool: ReferencePool | None,
+    store: Store | None = None,
+    device: torch.device | None = None,
+) -> dict | None:
+    """After a fit: mu_real from the reference pool, metrics on the held-out images, the card stored.
+
+    The one sequence behind ``dif train`` (the folders' held-out halves) and the dashboard (a share
+    of the uploads). Returns the test metrics: None when ``held_out`` is None (the card keeps what
+    it had), {} when a class has no held-out image.
+    """
+    if held_out is None or not (held_out[0] and held_out[1]):
         if reference_pool is not None:
             calibrate_on_pool(fp, reference_pool, store, device)
-        metrics = metrics_from_rho(fp, rho_r, rho_f)
-        if before is not None:
-            metrics.update(
-                {"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]}
-            )
-        cal = from_card(fp.calibration)
-        if cal is not None and len(rho_r) and len(rho_f):
-            v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-            metrics.update(
-                {
-                    "fpr_real_at_level": float(np.mean(v_r == "generated")),
-                    "inconclusive_real": float(np.mean(v_r == "inconclusive")),
-                    "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
-                }
-            )
-        fp.test_metrics = metrics
-        fp.test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
-        if store is not None:
-            store.save(fp)
-        result["test_metrics"] = metrics
-    elif reference_pool is not None:
+        metrics = None if held_out is None else {}
+        if held_out is not None:
+            fp.test_metrics, fp.test_files = {}, {}
+    else:
+        real_test, fake_test, test_files = held_out
+        rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
+        metrics = _test_metrics(fp, rho[: len(real_test)], rho[len(real_test) :], reference_pool, store, device)
+        fp.test_metrics, fp.test_files = metrics, test_files
+    if store is not None and (held_out is not None or reference_pool is not None):
+        store.save(fp)
+    return metrics
+
+
+def _test_metrics(
+    fp: Fingerprint,
+    rho_r: np.ndarray,
+    rho_f: np.ndarray,
+    reference_pool: ReferencePool | None,
+    store: Store | None,
+    device: torch.device | None,
+) -> dict:
+    """Held-out metrics with mu_real from the pool, beside those mu_real from the training photos gave."""
+    before = metrics_from_rho(fp, rho_r, rho_f) if reference_pool is not None else None
+    if reference_pool is not None:
         calibrate_on_pool(fp, reference_pool, store, device)
-        if store is not None:
-            store.save(fp)
-    return result
+    metrics = metrics_from_rho(fp, rho_r, rho_f)
+    if before is not None:
+        metrics.update(
+            {"accuracy_training_mu_real": before["accuracy"], "acc_real_training_mu_real": before["acc_real"]}
+        )
+    cal = from_card(fp.calibration)
+    if cal is not None and len(rho_r) and len(rho_f):
+        v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
+        metrics.update(
+            {
+                "fpr_real_at_level": float(np.mean(v_r == "generated")),
+                "inconclusive_real": float(np.mean(v_r == "inconclusive")),
+                "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
+            }
+        )
+    return metrics
+
+
+HOLDOUT_SHARE = 0.25  # of each class's uploads, kept out of training to measure held-out accuracy
+MIN_HOLDOUT = 2  # per class; fewer uploads than 2 / HOLDOUT_SHARE per class cannot be checked
+
+
+def hold_out(images: Sequence[LoadedImage], seed: int) -> tuple[list[LoadedImage], list[LoadedImage]]:
+    """(train, held out): whole content groups (tiles of one photo) stay on one side, as in folder training."""
+    if len(images) < MIN_HOLDOUT / HOLDOUT_SHARE:
+        return list(images), []
+    test, train = share_out(images, seed + 31, HOLDOUT_SHARE, MIN_HOLDOUT, key=lambda im: im.source)
+    return (train, test) if len(test) >= MIN_HOLDOUT and train else (list(images), [])
+
+
+def train_from_images(
+    name: str,
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
+    config: TrainConfig,
+    store: Store,
+    reference_pool: ReferencePool | None,
+    device: torch.device | None = None,
+    progress: ProgressFn | None = None,
+    residual_progress: ResidualProgress | None = None,
+) -> dict:
+    """Images already in memory (uploads): hold a quarter of each class out, fit on the rest, then
+    ``finish_training``; the held-out images are kept in the store for cross-detection."""
+    if not real or not fake:
+        raise ConfigError("upload at least one generated and one real image (or a zip of them)")
+    real_fit, real_test = hold_out(real, config.seed)
+    fake_fit, fake_test = hold_out(fake, config.seed)
+    fp, cached = train_fingerprint(
+        name, real_fit, fake_fit, config, store, device, progress=progress, residual_progress=residual_progress
+    )
+    files = store.save_held_out(name, real_test, fake_test) if real_test and fake_test else {}
+    metrics = finish_training(fp, (real_test, fake_test, files), reference_pool, store, device)
+    return {"fingerprint": fp, "cached": cached, "test_metrics": metrics}
 
 
 def _usable(images: list[LoadedImage], config: TrainConfig, skipped: list[str]) -> list[LoadedImage]:

@@ -170,8 +170,29 @@ def test_c2pa_box_is_detected_and_summarised_and_the_dashboard_uses_the_engine()
     assert imagemeta.c2pa_present is c2pa_present and imagemeta.image_metadata(png)["c2pa_manifest"]
     (signal,) = [s for s in read_provenance(png).signals if s.kind == "c2pa"]
     assert signal.details["claim_generator"] == "Adobe_Firefly/1.0 c2p"
-    assert signal.strength == "strong" and signal.generator == "Adobe Firefly"
+    assert signal.generator == "Adobe Firefly"
+    # a box that only looks like a manifest never validates: at most weak evidence
+    assert signal.details["state"] in ("invalid", "unchecked") and not signal.details["verified"]
+    assert signal.strength == ("weak" if signal.details["state"] == "invalid" else "strong")
     assert read_metadata(png_bytes(photo512("coffee")[:64, :64])).c2pa is None
+
+
+def test_a_signed_manifest_validates_and_a_tampered_copy_does_not():
+    pytest.importorskip("c2pa")
+    from c2pa_fixtures import signed_png, tampered
+
+    plain, signed = signed_png("TestGen", "1.0")
+    good = read_metadata(signed).c2pa
+    assert good["state"] == "valid" and good["verified"] and not good["failures"]
+    assert good["claim_generator"] == "TestGen/1.0" and good["declares_ai_generated"]
+    (signal,) = [s for s in read_provenance(signed).signals if s.kind == "c2pa"]
+    assert signal.strength == "strong" and "valid" in signal.value
+    bad = read_metadata(tampered(signed)).c2pa
+    assert bad["state"] == "invalid" and "assertion.dataHash.mismatch" in bad["failures"]
+    assert bad["claim_generator"] == "TestGen/1.0"
+    (signal,) = [s for s in read_provenance(tampered(signed)).signals if s.kind == "c2pa"]
+    assert signal.strength == "weak" and "does NOT validate" in signal.evidence
+    assert read_metadata(plain).c2pa is None  # absent
 
 
 def test_hostile_metadata_is_reported_quickly_never_raised():

@@ -15,6 +15,7 @@ from dashboard.ui import error_line, guarded, log
 from dashboard.uploads import SAMPLES_KEY, read_uploads
 from engine.errors import ConfigError, DifError
 from engine.method.config import METHODS, TrainConfig
+from engine.method.registry import get_method
 from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
 from engine.storage.names import validate_name
 
@@ -167,12 +168,12 @@ def train_now(
         if acc is not None
         else "NOT CHECKED: too few uploads to hold any out (upload at least 8 of each)"
     )
-    return f"Stored {fp.name}: {checked}; mu_real {fp.mu_real:+.4f}, mu_generated {fp.mu_fake:+.4f}"
+    return f"Stored {fp.name}: {checked}; mu_real {fp.mu_real:+.4f}, mu_fake {fp.mu_fake:+.4f}"
 
 
 def time_hint(config: TrainConfig) -> None:
     """How long the training steps will take, said before Train is pressed."""
-    if config.method != "dif":
+    if not get_method(config.method).learned:
         st.caption("Time: a mean fingerprint trains in seconds (most of it computing residuals).")
         return
     estimate = estimate_seconds(get_store(), config)
@@ -210,7 +211,7 @@ def training_notes(fp) -> list[str]:
         )
     if fp.calibration_set:
         cs = fp.calibration_set
-        lines.append(f"mu_generated from {cs.get('n_fake', '?')} generated images: {cs.get('source', '')}.")
+        lines.append(f"mu_fake from {cs.get('n_fake', '?')} generated images: {cs.get('source', '')}.")
     if fp.threshold is not None:
         d = fp.decision
         lines.append(
@@ -219,7 +220,7 @@ def training_notes(fp) -> list[str]:
         )
     elif fp.decision:
         reason = fp.decision.get("reason")
-        lines.append("Decision: the closer of mu_real and mu_generated" + (f" ({reason})." if reason else "."))
+        lines.append("Decision: the closer of mu_real and mu_fake" + (f" ({reason})." if reason else "."))
     return lines
 
 
@@ -239,7 +240,10 @@ def model_detail() -> None:
         if fp.history:
             hist = pd.DataFrame(fp.history).set_index("step")[["batch_mu_real", "batch_mu_fake"]]
             st.line_chart(
-                hist.rename(columns={"batch_mu_real": "mu_real", "batch_mu_fake": "mu_generated"}), height=200
+                hist.rename(
+                    columns={"batch_mu_real": "batch mean rho, real", "batch_mu_fake": "batch mean rho, generated"}
+                ),
+                height=200,
             )
         for line in training_notes(fp):
             st.caption(line)

@@ -27,12 +27,12 @@ from engine.data.reference_pool import build_pool
 from engine.data.splits import split_half, take
 from engine.device import default_device, describe_device
 from engine.errors import ConfigError
-from engine.method.calibration import calibrate
+from engine.method.calibration import pool_calibration
 from engine.method.config import TrainConfig
 from engine.method.correlation import rho_matrix
 from engine.method.detect import decide, signed_score
 from engine.method.metrics import detection_metrics
-from engine.method.registry import features, fit, leave_one_out_rho
+from engine.method.registry import features, fit, get_method, leave_one_out_rho
 from engine.provenance.watermark_match import mark_share, marked_copies, survey
 from engine.residuals.compute import compute_residuals, residual_key
 from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
@@ -289,7 +289,9 @@ def run_bench(
                         say(
                             f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
                         )
-                        result = fit(method, tr_r, tr_f, config, device, on_step if method == "dif" else None)
+                        result = fit(
+                            method, tr_r, tr_f, config, device, on_step if get_method(method).learned else None
+                        )
                         for mode in cfg.correlations:
                             rows += _evaluate(
                                 model,
@@ -358,9 +360,9 @@ def _evaluate(
         rho_r, rho_f = rho[: te_r.shape[0]], rho[te_r.shape[0] :]
         labels = np.concatenate([np.zeros(len(rho_r)), np.ones(len(rho_f))])
         m = detection_metrics(labels, decide(rho, mu_r, mu_f), signed_score(rho, mu_r, mu_f))
-        cals = {"training": calibration_metrics(mu_r, rho_train_r, rho_train_f, rho_r, rho_f, rho_probe)}
+        cals = {"training": calibration_metrics(rho_train_r, rho_train_f, rho_r, rho_f, rho_probe)}
         for name, prho in pool_rho.items():
-            cals[name] = calibration_metrics(float(prho.mean()), prho, rho_train_f, rho_r, rho_f, rho_probe)
+            cals[name] = calibration_metrics(prho, rho_train_f, rho_r, rho_f, rho_probe)
         rows.append(
             BenchRow(
                 model,
@@ -390,19 +392,19 @@ def _evaluate(
 
 
 def calibration_metrics(
-    mu_real: float,
-    pool_rho: np.ndarray | None,
+    real_rho: np.ndarray,
     rho_train_fake: np.ndarray,
     rho_r: np.ndarray,
     rho_f: np.ndarray,
     rho_probe: np.ndarray,
 ) -> dict:
-    """Test metrics with mu_real from one real set (training images or a reference pool).
+    """Test metrics with mu_real from one real set ``real_rho`` (training images or a reference pool).
 
     ``rule``: the paper's closer-mean decision with that mu_real. ``band``: the calibrated verdict
     (Gaussian posterior at level 0.9, real side fitted on the pool), where "inconclusive" is neither
     a detection nor a false positive; its balanced accuracy counts inconclusive as wrong.
     """
+    mu_real, band = pool_calibration(real_rho, rho_train_fake)
     mu_f = float(np.mean(rho_train_fake))
     pred_r, pred_f = decide(rho_r, mu_real, mu_f), decide(rho_f, mu_real, mu_f)
     out = {
@@ -412,9 +414,8 @@ def calibration_metrics(
         "accuracy": float((1 - pred_r.mean() + pred_f.mean()) / 2),
         "fpr_watermarked_real": float(decide(rho_probe, mu_real, mu_f).mean()),
     }
-    if pool_rho is not None and len(pool_rho) >= 2 and len(rho_train_fake) >= 2:
-        cal = calibrate(pool_rho, rho_train_fake, source="reference-pool")
-        v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
+    if band is not None:
+        v_r, v_f = band.verdict(rho_r), band.verdict(rho_f)
         out.update(
             {
                 "band_fpr": float(np.mean(v_r == "generated")),
@@ -433,7 +434,7 @@ def train_rho(
     """rho of the real and generated training residuals (generated leave-one-out for mean fingerprints)."""
     rho_f = (
         _rho(method, tensor, tr_f, mode)
-        if method == "dif" or tr_f.shape[0] < 2
+        if get_method(method).learned or tr_f.shape[0] < 2
         else leave_one_out_rho(method, tensor, tr_f, mode).double().numpy()
     )
     return _rho(method, tensor, tr_r, mode), rho_f

@@ -23,6 +23,7 @@ def cmd_train(args) -> int:
     from engine.api import train_from_folders
     from engine.device import default_device, describe_device
     from engine.method.config import TrainConfig
+    from engine.method.registry import get_method
 
     config = TrainConfig(
         method=args.method,
@@ -51,7 +52,9 @@ def cmd_train(args) -> int:
     train_bar = ProgressBar("training ", show)
 
     def on_step(p) -> None:
-        train_bar.update(p.step, p.total, f"loss {p.loss:.3f} batch mu_real {p.batch_mu_real:+.4f} mu_fake {p.batch_mu_fake:+.4f}")
+        train_bar.update(
+            p.step, p.total, f"loss {p.loss:.3f} batch mu_real {p.batch_mu_real:+.4f} mu_fake {p.batch_mu_fake:+.4f}"
+        )
 
     metadata = json.loads(args.metadata) if args.metadata else None
     start = time.time()
@@ -81,7 +84,7 @@ def cmd_train(args) -> int:
         "train_size": min(fp.n_real, fp.n_fake),
         "n_real": fp.n_real,
         "n_fake": fp.n_fake,
-        "steps": config.steps if fp.method == "dif" else 0,
+        "steps": config.steps if get_method(fp.method).learned else 0,
         "seconds": round(time.time() - start, 2),
         "train_seconds": fp.seconds,
         "skipped": result["skipped"],

@@ -29,6 +29,11 @@ def _median_short_side(images: Sequence[LoadedImage]) -> float:
     return statistics.median(min(im.original_size) for im in images) if images else 0.0
 
 
+def _formats(images: Sequence[LoadedImage]) -> str:
+    """The three commonest file formats, counted: "60 JPEG, 4 PNG"."""
+    return ", ".join(f"{n} {k}" for k, n in Counter((im.format or "?").upper() for im in images).most_common(3))
+
+
 def format_warnings(real: Sequence[LoadedImage], fake: Sequence[LoadedImage]) -> list[str]:
     """One line per systematic difference in format or size between the real and generated images."""
     if not real or not fake:
@@ -36,18 +41,17 @@ def format_warnings(real: Sequence[LoadedImage], fake: Sequence[LoadedImage]) ->
     out = []
     share_r, share_f = _jpeg_share(real), _jpeg_share(fake)
     if abs(share_r - share_f) >= JPEG_SHARE_GAP:
-        formats = lambda ims: ", ".join(
-            f"{n} {k}" for k, n in Counter((im.format or "?").upper() for im in ims).most_common(3)
-        )  # noqa: E731
         out.append(
-            f"format bias: {share_r:.0%} of the real training images are JPEG ({formats(real)}) but {share_f:.0%} of the generated ones "
-            f"({formats(fake)}); the fingerprint may learn the format instead of the generator. Re-save both classes alike with --resave-jpeg 90"
+            f"format bias: {share_r:.0%} of the real training images are JPEG ({_formats(real)}) but {share_f:.0%} "
+            f"of the generated ones ({_formats(fake)}); the fingerprint may learn the format instead of the "
+            "generator. Re-save both classes alike with --resave-jpeg 90"
         )
     side_r, side_f = _median_short_side(real), _median_short_side(fake)
     if side_r and side_f and max(side_r, side_f) / min(side_r, side_f) >= SIZE_RATIO:
         out.append(
-            f"size bias: the real training images' median short side is {side_r:.0f} px, the generated ones' {side_f:.0f} px; "
-            "resampling traces may separate them. Use real photos of the generated images' size, or crops that need no resampling"
+            f"size bias: the real training images' median short side is {side_r:.0f} px, the generated ones' "
+            f"{side_f:.0f} px; resampling traces may separate them. Use real photos of the generated images' size, "
+            "or crops that need no resampling"
         )
     return out
 

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 _TILE = re.compile(r"^(?P<group>.+)_\d+_\d+$")
 _PROMPT = re.compile(r"^(?P<group>.+)_[A-Za-z]+-\d+$")
@@ -64,3 +66,17 @@ def take(items: Sequence[T], n: int | None, seed: int) -> list[T]:
     rng = random.Random(seed + 1)
     picked = sorted(rng.sample(range(len(items)), n))
     return [items[i] for i in picked]
+
+
+def share_out(items: Sequence[T], seed: int, share: float, minimum: int, key=lambda x: x) -> tuple[list[T], list[T]]:
+    """(held out, kept): about ``share`` of the items by whole content groups (``split_groups``).
+
+    With a single content group, a seeded ``share`` of single items instead (at least ``minimum``).
+    Used for the calibration images a fit holds back and for the uploads the dashboard checks on.
+    """
+    try:
+        return split_groups(list(items), seed, share, key=key)
+    except ValueError:  # one content group only
+        order = np.random.default_rng(seed).permutation(len(items))
+        n = max(minimum, round(share * len(items)))
+        return [items[i] for i in sorted(order[:n])], [items[i] for i in sorted(order[n:])]

@@ -25,6 +25,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
 from engine.errors import ConfigError
 from engine.lineage.cross import CrossResult
@@ -188,27 +189,11 @@ def families(graph: nx.DiGraph) -> list[list[str]]:
 
 def adjusted_rand_index(labels_true: list, labels_pred: list) -> float:
     """Adjusted Rand index of two labelings of the same items (1 = identical partitions)."""
-    n = len(labels_true)
-    if n != len(labels_pred):
+    if len(labels_true) != len(labels_pred):
         raise ValueError("labelings differ in length")
-    if n < 2:
+    if len(labels_true) < 2:
         return 1.0
-    pairs = lambda k: k * (k - 1) / 2.0  # noqa: E731
-    table: dict[tuple, int] = {}
-    for a, b in zip(labels_true, labels_pred):
-        table[(a, b)] = table.get((a, b), 0) + 1
-    rows: dict = {}
-    cols: dict = {}
-    for (a, b), k in table.items():
-        rows[a] = rows.get(a, 0) + k
-        cols[b] = cols.get(b, 0) + k
-    index = sum(pairs(k) for k in table.values())
-    sum_rows, sum_cols = sum(pairs(k) for k in rows.values()), sum(pairs(k) for k in cols.values())
-    expected = sum_rows * sum_cols / pairs(n)
-    maximum = (sum_rows + sum_cols) / 2.0
-    if maximum == expected:
-        return 1.0
-    return float((index - expected) / (maximum - expected))
+    return float(adjusted_rand_score([str(x) for x in labels_true], [str(x) for x in labels_pred]))
 
 
 def truth_from_metadata(metadata: dict[str, dict]) -> dict:

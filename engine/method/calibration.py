@@ -90,3 +90,16 @@ def from_card(calibration: dict) -> Calibration | None:
         return Calibration.from_dict(calibration) if calibration else None
     except (KeyError, TypeError):
         return None
+
+
+def pool_calibration(rho_pool: np.ndarray, rho_fake: np.ndarray) -> tuple[float, Calibration | None]:
+    """mu_real and the band with the real side measured on a pool of real photos.
+
+    The generated side comes from ``rho_fake`` (calibration images); the band is None when either
+    side has fewer than two images. The one place pool calibration is computed: the trained card
+    (``api.calibrate_on_pool``) and the benchmark's pool rows both read it from here.
+    """
+    rho_pool = np.asarray(rho_pool, np.float64)
+    rho_fake = np.asarray(rho_fake, np.float64)
+    band = calibrate(rho_pool, rho_fake, source="reference-pool") if len(rho_pool) >= 2 and len(rho_fake) >= 2 else None
+    return float(rho_pool.mean()), band

@@ -31,7 +31,7 @@ class TrainingCancelled(Exception):
 
 @dataclass
 class TrainProgress:
-    """What a progress callback sees after each step (the dashboard plots mu_real / mu_fake)."""
+    """What a progress callback sees after each step: the loss and the batch means of rho per class."""
 
     step: int
     total: int

@@ -8,7 +8,8 @@ failure becomes a line in ``problems``. Nothing here raises on bad input.
 
 C2PA manifests travel in JUMBF boxes (ISO 19566-5): in JPEG inside APP11 segments, in PNG in a
 ``caBX`` chunk, elsewhere as a ``jumb`` box whose description is labelled ``c2pa``. Finding the box
-says "a manifest is present"; verifying its signature needs the C2PA toolkit and is not done here.
+(bounded, in the bytes) says "a manifest is present"; the manifest is then validated by
+:mod:`engine.provenance.content_credentials`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
+
+from engine.provenance.content_credentials import read_credentials
 
 MAX_TEXT = 256 * 1024  # one text chunk / XMP packet / EXIF block kept at most this many bytes
 MAX_CHUNKS = 4096  # a PNG or JPEG with more non-pixel chunks than this is reported, not walked further
@@ -266,16 +269,12 @@ def _cbor_text_after(data: bytes, key: bytes) -> str | None:
 
 
 def c2pa_summary(data: bytes) -> dict | None:
-    """None without a manifest; else what the claim says, read cheaply from the CBOR bytes (unverified)."""
+    """None without a manifest box; else the manifest validated (``content_credentials``): state
+    valid / invalid / unchecked, and the generator its claim names."""
     if not c2pa_present(data):
         return None
-    region = data[:MAX_C2PA_SCAN]
-    summary: dict = {"present": True, "verified": False}
-    generator = _cbor_text_after(region, b"claim_generator")
-    if generator:
-        summary["claim_generator"] = generator
-    summary["declares_ai_generated"] = b"trainedAlgorithmicMedia" in region
-    return summary
+    credentials = read_credentials(data, _cbor_text_after(data[:MAX_C2PA_SCAN], b"claim_generator"))
+    return credentials.to_dict() if credentials is not None else None
 
 
 def read_metadata(data: bytes) -> FileMetadata:

@@ -254,26 +254,28 @@ def _exif_signals(meta: FileMetadata) -> list[Signal]:
 
 
 def _c2pa_signal(meta: FileMetadata) -> Signal | None:
+    """A validated manifest is strong (AI-declared) or moderate evidence; an invalid one only weak:
+    its claims no longer describe these bytes (edited, re-encoded or forged)."""
     summary = meta.c2pa
     if not summary:
         return None
     claim = summary.get("claim_generator")
-    if summary.get("declares_ai_generated"):
-        named = name_generator(claim or "") or "generative model (unspecified)"
-        return Signal(
-            "c2pa",
-            f"manifest, claim generator {claim or 'unread'}",
-            "a C2PA manifest declaring AI-generated content (signature not verified here)",
-            "strong",
-            named,
-            summary,
-        )
+    state = summary.get("state", "unchecked")
+    checked = {
+        "valid": "signature and hard binding valid",
+        "invalid": "does NOT validate: " + ", ".join(summary.get("failures") or [summary.get("reason", "")]),
+        "unchecked": summary.get("reason") or "signature not verified",
+    }[state]
+    ai = summary.get("declares_ai_generated")
+    strength = "weak" if state == "invalid" else "strong" if ai else "moderate"
+    named = name_generator(claim or "") or ("generative model (unspecified)" if ai else None)
+    what = "a C2PA manifest declaring AI-generated content" if ai else "a C2PA content-credentials manifest is attached"
     return Signal(
         "c2pa",
-        f"manifest, claim generator {claim or 'unread'}",
-        "a C2PA content-credentials manifest is attached (signature not verified here)",
-        "moderate",
-        name_generator(claim or ""),
+        f"manifest {state}, claim generator {claim or 'unread'}",
+        f"{what} ({checked})",
+        strength,
+        named,
         summary,
     )
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import diskcache
+import numpy as np
 
 from engine.errors import StoreError
 from engine.storage.fingerprint import Fingerprint, parse_fingerprint
@@ -208,6 +209,25 @@ class Store:
             except StoreError:
                 pass
             cache.delete(f"fp:{name}")
+
+    def save_held_out(self, name: str, real: Sequence[Any], fake: Sequence[Any]) -> dict[str, list[str]]:
+        """Write held-out images (``LoadedImage``: decoded pixels, as PNG named by content hash) under
+        ``heldout/<name>/``, so cross-detection can use them like a folder-trained model's test files."""
+        from PIL import Image
+
+        validate_name(name)
+        out: dict[str, list[str]] = {}
+        for kind, images in (("real", real), ("fake", fake)):
+            folder = self.root / "heldout" / name / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for im in images:
+                path = folder / f"{im.sha256[:24]}.png"
+                if not path.exists():
+                    Image.fromarray(np.ascontiguousarray(im.pixels)).save(path)
+                paths.append(str(path))
+            out[kind] = paths
+        return out
 
     def export(self, name: str, path: str | os.PathLike) -> Path:
         """Write the model as one file a teammate can ``dif import`` (atomic rename)."""

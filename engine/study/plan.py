@@ -24,6 +24,7 @@ from engine.api import (
 from engine.data.images import LoadedImage, load_images
 from engine.data.splits import take
 from engine.errors import DifError
+from engine.method.registry import get_method
 from engine.residuals.registry import get_extractor
 from engine.study.spec import ModelSpec
 
@@ -70,7 +71,7 @@ def plan_model(spec: ModelSpec) -> Plan:
         calibration = (cal_real, cal_fake) if len(cal_real) >= 2 and len(cal_fake) >= 2 else None
     if not fit_real or not fit_fake:
         raise DifError(f"{spec.real if not fit_real else spec.generated}: no usable training images")
-    if calibration is None and config.method == "dif":  # what train_fingerprint would carve itself
+    if calibration is None and get_method(config.method).learned:  # what train_fingerprint would carve itself
         fit_real, fit_fake, calibration = carve_calibration(fit_real, fit_fake, config.seed)
     ext_id = get_extractor(config.extractor, _cpu()).cache_id
     key = train_key(fit_real, fit_fake, config, ext_id, calibration)
