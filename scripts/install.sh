@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything DIF Lineage needs on a fresh Debian machine (idempotent).
-#   bash scripts/install.sh            # engine + dashboard
-#   bash scripts/install.sh --test     # + test tools, Ray (the cluster tests) and the Chromium the browser tests drive
+#   bash scripts/install.sh            # engine + dashboard (the [dashboard] extra, which brings [provenance])
+#   bash scripts/install.sh --test     # + test tools, ruff, Ray (the cluster tests) and the Chromium the browser tests drive
+# The engine alone (dif train, dif detect, no dashboard) is `pip install .` with no extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
@@ -22,8 +23,8 @@ apt_install mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04
 # The CPU build of torch (a plain `pip install torch` may pull a multi-GB CUDA build).
 $PY -c "import torch" 2>/dev/null || $PY -m pip install -q torch==2.13.0
 if [ "${1:-}" = "--test" ]; then
-  $PY -m pip install -q -e ".[test,cluster]"
+  $PY -m pip install -q -e ".[dashboard,test,cluster]"
   apt_install chromium
 else
-  $PY -m pip install -q -e .
+  $PY -m pip install -q -e ".[dashboard]"
 fi

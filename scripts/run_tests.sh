@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
+python3 -m ruff check .  # lint first: style and pyflakes errors fail the run
 exec python3 -m pytest -q -p no:cacheprovider "$@"

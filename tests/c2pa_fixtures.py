@@ -20,10 +20,21 @@ def _cert(subject: str, issuer, public_key, signing_key, ca: bool):
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tests")])
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, subject), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tests")]
+    )
     now = datetime.datetime.now(datetime.timezone.utc)
-    usage = dict.fromkeys(("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-                           "encipher_only", "decipher_only"), False)
+    usage = dict.fromkeys(
+        (
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -51,7 +62,9 @@ def signed_png(generator: str = "TestGen", version: str = "1.0") -> tuple[bytes,
     root = _cert("test root", None, root_key.public_key(), root_key, ca=True)
     leaf = _cert("test signer", root.subject, key.public_key(), root_key, ca=False)
     chain = leaf.public_bytes(serialization.Encoding.PEM) + root.public_bytes(serialization.Encoding.PEM)
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg=b"es256", sign_cert=chain, private_key=pem_key, ta_url=None))
     manifest = {
         "claim_generator_info": [{"name": generator, "version": version}],

@@ -325,7 +325,10 @@ def _palette(i: int) -> str:
 
 def lineage_figure(graph: nx.DiGraph, title: str = "Model lineage"):
     """An interactive plotly figure: nodes coloured by family, edges labelled with C[i][j] / C[j][i]."""
-    import plotly.graph_objects as go
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ConfigError("the interactive lineage graph needs plotly: pip install 'dif-lineage[dashboard]'") from None
 
     pos = layout(graph)
     fig = go.Figure()

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.errors import ConfigError
+
 SD_PAYLOAD = b"StableDiffusionV1"
 SD_GENERATOR = "Stable Diffusion (reference scripts)"
 METHOD = "dwtDct"
@@ -77,11 +79,21 @@ def _printable(raw: bytes) -> str:
     return "".join(chr(b) if 32 <= b < 127 else "?" for b in raw)
 
 
+MISSING = "the SD watermark needs invisible-watermark (and OpenCV): pip install 'dif-lineage[provenance]'"
+
+
+def imwatermark():
+    """The ``imwatermark`` module, or ConfigError saying how to install it (it is an optional extra)."""
+    try:
+        import imwatermark
+    except ImportError as exc:  # also a missing native piece of OpenCV on a headless box
+        raise ConfigError(f"{MISSING} ({type(exc).__name__}: {exc})") from None
+    return imwatermark
+
+
 def embed_sd_watermark(rgb: np.ndarray, payload: bytes = SD_PAYLOAD) -> np.ndarray:
     """Mark an RGB uint8 image as the reference SD scripts do (used to make test and benchmark images)."""
-    from imwatermark import WatermarkEncoder
-
-    encoder = WatermarkEncoder()
+    encoder = imwatermark().WatermarkEncoder()
     encoder.set_watermark("bytes", payload)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     return np.ascontiguousarray(encoder.encode(bgr, METHOD)[:, :, ::-1])
@@ -89,7 +101,7 @@ def embed_sd_watermark(rgb: np.ndarray, payload: bytes = SD_PAYLOAD) -> np.ndarr
 
 def block_bits(bgr: np.ndarray) -> np.ndarray:
     """Every watermark block's own bit (rows x cols of 0/1): the decoder given one slot per block."""
-    from imwatermark import WatermarkDecoder
+    WatermarkDecoder = imwatermark().WatermarkDecoder
 
     height, width = bgr.shape[:2]
     rows, cols = (height // 4 * 4) // 2 // 4, (width // 4 * 4) // 2 // 4
@@ -124,9 +136,9 @@ def read_sd_watermark(rgb: np.ndarray, payload: bytes = SD_PAYLOAD) -> Watermark
     if height * width < MIN_PIXELS:
         return WatermarkReading(False, reason=f"image is {width}x{height}, smaller than the decoder's 256x256 minimum")
     try:
-        from imwatermark import WatermarkDecoder
-    except Exception as exc:  # optional native pieces (opencv) may be missing on a headless box
-        return WatermarkReading(False, reason=f"invisible-watermark decoder unavailable ({type(exc).__name__}: {exc})")
+        WatermarkDecoder = imwatermark().WatermarkDecoder
+    except ConfigError as exc:
+        return WatermarkReading(False, reason=str(exc))
     # a window offset by a multiple of 8 px keeps the block grid; its bit offset is one of the hypotheses
     top, left = max(0, (height - WINDOW) // 2) // BLOCK * BLOCK, max(0, (width - WINDOW) // 2) // BLOCK * BLOCK
     rgb = rgb[top : top + WINDOW, left : left + WINDOW]
