@@ -43,7 +43,8 @@ def with_test_sets(names: Sequence[str]) -> tuple[list[str], list[str]]:
 def left_out_note(missing: Sequence[str]) -> str:
     """The one line a page shows for models it had to leave out of the matrix."""
     return (
-        f"Left out: {', '.join(missing)}: no held-out test images recorded (trained from fewer than 8 uploads of each kind, "
+        f"Left out: {', '.join(missing)}: no held-out test images recorded (trained from fewer than 8 uploads of each "
+        "kind, "
         "or by an older version). Retrain on the Models page (Add a model) with more images to include "
         f"{'it' if len(missing) == 1 else 'them'}."
     )

@@ -56,7 +56,8 @@ def heatmap(names: Sequence[str], accuracy: np.ndarray, title: str = "") -> go.F
             zmax=100,
             colorscale="Viridis",
             colorbar={"title": {"text": "balanced acc. %<br>(50 = chance)"}},
-            hovertemplate="detector %{y} on %{x}: %{z:.1f}% balanced accuracy<br>detector %{x} on %{y}: %{customdata[0]:.1f}%<extra></extra>",
+            hovertemplate="detector %{y} on %{x}: %{z:.1f}% balanced accuracy<br>detector %{x} on %{y}: "
+            "%{customdata[0]:.1f}%<extra></extra>",
         )
     )
     fig.update_layout(

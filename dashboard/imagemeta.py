@@ -51,9 +51,9 @@ def image_metadata(data: bytes) -> dict[str, Any]:
 
 def metadata_rows(data: bytes) -> list[dict[str, str]]:
     """EXIF, XMP and text chunks as (section, field, value) rows: a readable table, not JSON."""
-    from engine.provenance.file_metadata import read_metadata
+    from engine.provenance.file_metadata import read_file_metadata
 
-    meta = read_metadata(data)
+    meta = read_file_metadata(data)
     rows = [{"section": "file", "field": "container", "value": meta.container}]
     rows.append({"section": "C2PA", "field": "manifest", "value": "present" if meta.c2pa is not None else "none"})
     for section, fields in (("EXIF", meta.exif), ("XMP", meta.xmp_fields), ("text", meta.text)):

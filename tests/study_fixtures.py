@@ -27,7 +27,8 @@ def write_study(
     lines = [f'[study]\nname = "{name}"\nnum_cpus = 1\n{extra_head}', f"[defaults]\n{DEFAULTS}"]
     for m in models:
         lines.append(
-            f'[[models]]\nname = "s-{m}"\nreal = "{root / "real"}"\ngenerated = "{root / m}"\n{(overrides or {}).get(m, "")}'
+            f'[[models]]\nname = "s-{m}"\nreal = "{root / "real"}"\ngenerated = '
+            f'"{root / m}"\n{(overrides or {}).get(m, "")}'
         )
         lines.append(f'[models.metadata]\nzoo_model = "{m}"\n')
     folder.mkdir(parents=True, exist_ok=True)

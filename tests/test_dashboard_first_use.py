@@ -127,7 +127,7 @@ def test_provenance_disagreement_is_in_the_headline(tiny):
     assert head and "**provenance disagrees**" in head[0] and "Stable Diffusion" in head[0], head
 
 
-# ------------------------------------------------------------------ batch summary, case report, EXIF table, zero-byte upload
+# ---------------------------------------------------- batch summary, case report, EXIF table, zero-byte upload
 @needs("lineage.attribution")
 def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     """Point 7 and What-to-build: 15 images give one summary table (+ CSV, + case report), details one at a

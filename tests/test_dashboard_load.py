@@ -192,11 +192,13 @@ def test_eight_concurrent_sessions_attribute_their_own_uploads(server):
     errors = [e for s in sessions for e in s.errors]
     slowest = max(s.seconds for s in sessions)
     print(
-        f"\ndashboard load: {SESSIONS} concurrent sessions, {http_total} HTTP requests + {ws_total} websocket messages sent, "
+        f"\ndashboard load: {SESSIONS} concurrent sessions, {http_total} HTTP requests + {ws_total} websocket "
+        "messages sent, "
         f"{len(errors)} errors, slowest answer {slowest:.1f} s, all answered in {wall:.1f} s wall"
     )
     print(
-        f"live probes: upload without XSRF token -> {probes['no_xsrf']}, over {MAX_UPLOAD_MB} MB -> {probes['over_cap']}"
+        f"live probes: upload without XSRF token -> {probes['no_xsrf']}, over {MAX_UPLOAD_MB} MB -> "
+        f"{probes['over_cap']}"
     )
     assert errors == [], errors
     for s in sessions:

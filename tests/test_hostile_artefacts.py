@@ -275,7 +275,8 @@ def test_real_dif_process_refuses_a_pickle_without_running_it(victim, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [
-        f"dif: error: {path}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are accepted)"
+        f"dif: error: {path}: looks like a pickle/zip file; refusing to load it (only safetensors fingerprints are "
+        "accepted)"
     ]
     assert not victim["trap"].exists()
     assert snapshot(victim["root"]) == before

@@ -163,7 +163,8 @@ def test_report_inputs_tried():
 
         run()
     print(
-        f"\nhostile-input fuzz: {tally['inputs']} inputs tried, {tally['decoded']} decoded, {tally['refused']} refused with ImageLoadError, 0 other exceptions"
+        f"\nhostile-input fuzz: {tally['inputs']} inputs tried, {tally['decoded']} decoded, {tally['refused']} "
+        "refused with ImageLoadError, 0 other exceptions"
     )
     assert tally["decoded"] + tally["refused"] == tally["inputs"]
     assert tally["inputs"] >= EXAMPLES // len(SEEDS) * len(SEEDS)

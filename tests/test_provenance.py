@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from engine.cli.main import main
-from engine.provenance.file_metadata import MAX_TEXT, c2pa_present, read_metadata
+from engine.provenance.file_metadata import MAX_TEXT, c2pa_present, read_file_metadata
 from engine.provenance.signals import compare, read_provenance
 from engine.provenance.watermark import ALIGNED_PRESENT, SD_GENERATOR, embed_sd_watermark, read_sd_watermark
 
@@ -110,7 +110,8 @@ def test_png_parameters_chunk_names_the_front_end():
     info = PngImagePlugin.PngInfo()
     info.add_text(
         "parameters",
-        "a red bicycle\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly",
+        "a red bicycle\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Model hash: "
+        "6ce0161689, Model: v1-5-pruned-emaonly",
     )
     prov = read_provenance(png_bytes(photo512("coffee")[:64, :64], info))
     (signal,) = [s for s in prov.signals if s.kind == "generation_parameters"]
@@ -174,7 +175,7 @@ def test_c2pa_box_is_detected_and_summarised_and_the_dashboard_uses_the_engine()
     # a box that only looks like a manifest never validates: at most weak evidence
     assert signal.details["state"] in ("invalid", "unchecked") and not signal.details["verified"]
     assert signal.strength == ("weak" if signal.details["state"] == "invalid" else "strong")
-    assert read_metadata(png_bytes(photo512("coffee")[:64, :64])).c2pa is None
+    assert read_file_metadata(png_bytes(photo512("coffee")[:64, :64])).c2pa is None
 
 
 def test_a_signed_manifest_validates_and_a_tampered_copy_does_not():
@@ -182,17 +183,17 @@ def test_a_signed_manifest_validates_and_a_tampered_copy_does_not():
     from c2pa_fixtures import signed_png, tampered
 
     plain, signed = signed_png("TestGen", "1.0")
-    good = read_metadata(signed).c2pa
+    good = read_file_metadata(signed).c2pa
     assert good["state"] == "valid" and good["verified"] and not good["failures"]
     assert good["claim_generator"] == "TestGen/1.0" and good["declares_ai_generated"]
     (signal,) = [s for s in read_provenance(signed).signals if s.kind == "c2pa"]
     assert signal.strength == "strong" and "valid" in signal.value
-    bad = read_metadata(tampered(signed)).c2pa
+    bad = read_file_metadata(tampered(signed)).c2pa
     assert bad["state"] == "invalid" and "assertion.dataHash.mismatch" in bad["failures"]
     assert bad["claim_generator"] == "TestGen/1.0"
     (signal,) = [s for s in read_provenance(tampered(signed)).signals if s.kind == "c2pa"]
     assert signal.strength == "weak" and "does NOT validate" in signal.evidence
-    assert read_metadata(plain).c2pa is None  # absent
+    assert read_file_metadata(plain).c2pa is None  # absent
 
 
 def test_hostile_metadata_is_reported_quickly_never_raised():
@@ -302,5 +303,5 @@ def test_thousands_of_pixel_chunks_are_not_mistaken_for_hostile_metadata():
     tail = chunk(b"tEXt", b"parameters\x00a cat\nSteps: 20, Model: v1-5")
     many = png[:at] + split + tail + rest
     assert Image.open(io.BytesIO(many)).load() is not None  # still a valid PNG
-    meta = read_metadata(many)
+    meta = read_file_metadata(many)
     assert meta.problems == [] and meta.text["parameters"].startswith("a cat")

@@ -104,7 +104,8 @@ def test_a_failing_model_does_not_stop_the_others(tmp_path, capsys):
         ),
         ('[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\nmethod = "nope"\n', "unknown method 'nope'"),
         (
-            '[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n',
+            '[[models]]\nname = "a"\nreal = "r"\ngenerated = "g"\n[[models]]\nname = "a"\nreal = "r"\ngenerated = '
+            '"g"\n',
             "listed twice",
         ),
         ('[[models]]\nname = "a/b"\nreal = "r"\ngenerated = "g"\n', "invalid name"),

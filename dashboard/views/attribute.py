@@ -85,7 +85,8 @@ def metadata_view(raw: bytes | None, index: int) -> None:
             return
         meta = image_metadata(raw)
         st.write(
-            f"C2PA manifest present: **{'yes' if meta.get('c2pa_manifest') else 'no'}**; software tag: **{meta.get('software') or 'none'}**"
+            f"C2PA manifest present: **{'yes' if meta.get('c2pa_manifest') else 'no'}**; software tag: "
+            f"**{meta.get('software') or 'none'}**"
         )
         st.dataframe(pd.DataFrame(metadata_rows(raw)), hide_index=True, width="stretch", key=f"attr_meta_{index}")
 
@@ -101,8 +102,10 @@ def show_result(image, result, verdict: Verdict, prov, fps_by_name: dict, raw: b
     c1.image(
         with_boxes(image.pixels, boxes),
         width="stretch",
-        caption=f"{image.original_size[0]}x{image.original_size[1]} {image.format}; red: the analysed region{'s' if len(boxes) > 1 else ''} "
-        f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); {'their correlations are averaged; ' if len(boxes) > 1 else ''}the rest of the image is not used",
+        caption=f"{image.original_size[0]}x{image.original_size[1]} {image.format}; red: the analysed "
+        f"region{'s' if len(boxes) > 1 else ''} "
+        f"({', '.join(f'{bw}x{bh} at ({left}, {top})' for top, left, bh, bw in boxes)}); "
+        f"{'their correlations are averaged; ' if len(boxes) > 1 else ''}the rest of the image is not used",
     )
     models = [r["model"] for r in result.ranking]
     scores = [float(r.get("score", 0.0)) for r in result.ranking]
@@ -144,7 +147,8 @@ def summary(verdicts: list[Verdict], results, fps, provs) -> None:
         key="attr_report",
     )
     st.caption(
-        "The case report holds file names and SHA-256, verdicts and confidences, the models compared with their held-out "
+        "The case report holds file names and SHA-256, verdicts and confidences, the models compared with their "
+        "held-out "
         "accuracy, provenance signals, warnings and the engine version, in one HTML file that opens anywhere."
     )
 
@@ -174,7 +178,8 @@ def attribute_batch(batch, chosen: list[str]) -> None:
 
 st.title("Attribute")
 st.caption(
-    "Upload suspect images: each is scored against every selected model's fingerprint. The headline gives the verdict with "
+    "Upload suspect images: each is scored against every selected model's fingerprint. The headline gives the verdict "
+    "with "
     "its calibrated confidence, or says inconclusive / unknown, and flags near-ties and provenance that disagrees."
 )
 names: list[str] = []

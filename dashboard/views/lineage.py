@@ -50,9 +50,11 @@ def metadata_editor(initial: dict[str, dict], key: str) -> dict[str, dict]:
 
 
 SLIDER_HELP = {
-    "family_threshold": "Models join one family while their mean mutual cross-detection accuracy (affinity) is at least this. "
+    "family_threshold": "Models join one family while their mean mutual cross-detection accuracy (affinity) is at "
+    "least this. "
     "0.5 = chance: lower it to merge more models into families, raise it to split them.",
-    "edge_threshold": "Within a family the page draws a tree of the strongest links; a link weaker than this is dropped. "
+    "edge_threshold": "Within a family the page draws a tree of the strongest links; a link weaker than this is "
+    "dropped. "
     "Lowering it below the family's weakest tree link changes nothing: the tree already holds every member.",
 }
 AFFINITY_HELP = (
@@ -88,7 +90,8 @@ def edge_threshold_note(graph, params: dict[str, Any]) -> None:
     weakest = min((float(d.get("affinity", 1.0)) for _, _, d in graph.edges(data=True)), default=None)
     if weakest is not None and params.get("edge_threshold", 0.0) < weakest:
         st.caption(
-            f"Edge threshold {params['edge_threshold']:.2f} is below the weakest drawn link ({weakest:.2f}): lowering it further "
+            f"Edge threshold {params['edge_threshold']:.2f} is below the weakest drawn link ({weakest:.2f}): lowering "
+            "it further "
             f"changes nothing; raise it above {weakest:.2f} to drop weak links."
         )
 
@@ -230,11 +233,14 @@ def beside_truth(graph, truth: dict, result) -> None:
             + (f": families differ (ARI {score['ari']:.2f})" if score["ari"] < 1.0 else "")
             + (f"; missed parent-child pairs: {', '.join(missed)}" if missed else "")
             + ". Cross-detection sees shared traces, "
-            "not the training history: a later checkpoint or a fine-tune of a fine-tune can sit closer to a sibling than to its parent."
+            "not the training history: a later checkpoint or a fine-tune of a fine-tune can sit closer to a sibling "
+            "than to its parent."
         )
     st.caption(
-        f"The engine's general defaults (family {default_params()['family_threshold']:.2f}, edge {default_params()['edge_threshold']:.2f}) "
-        f"give ARI {engine_score['ari']:.2f} here; the page opens the demo zoo at the family threshold measured to recover its families."
+        f"The engine's general defaults (family {default_params()['family_threshold']:.2f}, edge "
+        f"{default_params()['edge_threshold']:.2f}) "
+        f"give ARI {engine_score['ari']:.2f} here; the page opens the demo zoo at the family threshold measured to "
+        "recover its families."
     )
     left, right = st.columns(2)
     with left:

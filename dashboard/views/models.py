@@ -53,7 +53,8 @@ def model_table() -> None:
     if unchecked:
         st.warning(
             f"Not checked on held-out images: {', '.join(unchecked)}. Nobody knows how often these models are right; "
-            "their verdicts may claim real photos. Retrain them below with enough images (the page holds a quarter out)."
+            "their verdicts may claim real photos. Retrain them below with enough images (the page holds a quarter "
+            "out)."
         )
     for line in broken:
         st.warning(f"unreadable entry {line}")
@@ -93,8 +94,10 @@ def add_model() -> None:
             )
             real_files = st.file_uploader("Real photos", type=IMAGE_TYPES, accept_multiple_files=True, key="tr_real")
             st.caption(
-                "A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to measure "
-                "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT CHECKED."
+                "A quarter of each kind (whole photos: tiles of one scene stay together) is held out of training to "
+                "measure "
+                "the model's accuracy; with fewer than 8 of each nothing can be held out and the model stays NOT "
+                "CHECKED."
             )
         else:
             fake_dir = st.text_input("Folder of generated images", key="tr_fake_dir")
@@ -164,7 +167,8 @@ def train_now(
     fp = run_training(request, get_store())
     acc = (fp.test_metrics or {}).get("accuracy")
     checked = (
-        f"held-out accuracy {100 * acc:.1f}% on {len(fp.test_files.get('real', []))} real + {len(fp.test_files.get('fake', []))} generated images kept out of training"
+        f"held-out accuracy {100 * acc:.1f}% on {len(fp.test_files.get('real', []))} real + "
+        f"{len(fp.test_files.get('fake', []))} generated images kept out of training"
         if acc is not None
         else "NOT CHECKED: too few uploads to hold any out (upload at least 8 of each)"
     )
@@ -180,11 +184,13 @@ def time_hint(config: TrainConfig) -> None:
     measured = st.session_state.get("tr_step_time", {}).get(repr(config.to_dict() | {"steps": 0}))
     if measured is not None:
         st.caption(
-            f"Time: about {measured * config.steps:.0f} s for {config.steps} steps (measured here: {measured:.2f} s a step), plus residuals."
+            f"Time: about {measured * config.steps:.0f} s for {config.steps} steps (measured here: {measured:.2f} s a "
+            "step), plus residuals."
         )
     elif estimate is not None:
         st.caption(
-            f"Time: about {estimate[0]:.0f} s for {config.steps} steps (scaled from {estimate[1]} DIF model(s) trained here), plus residuals."
+            f"Time: about {estimate[0]:.0f} s for {config.steps} steps (scaled from {estimate[1]} DIF model(s) "
+            "trained here), plus residuals."
         )
     elif st.button("Estimate the time (runs 2 steps)", key="tr_time"):
         per_step = time_two_steps(config)
@@ -215,7 +221,8 @@ def training_notes(fp) -> list[str]:
     if fp.threshold is not None:
         d = fp.decision
         lines.append(
-            f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of the "
+            f"Decision: generated when rho is past {fp.threshold:+.4f}, the cut that flags {d['target_fpr']:.0%} of "
+            "the "
             f"{d['reference']} ({d['n_reference']} images)."
         )
     elif fp.decision:
@@ -288,13 +295,15 @@ def landing() -> None:
         "**DIF Lineage** recognises which image generator made an image.  \n"
         "1. It learns a *fingerprint* of each generator from its images (this page: **Add a model**).  \n"
         "2. **Attribute** names the known generator of a suspect image, with a confidence, or says *unknown*.  \n"
-        "3. **Cross-detection** and **Lineage** group generators into families: fine-tunes share their parent's fingerprint."
+        "3. **Cross-detection** and **Lineage** group generators into families: fine-tunes share their parent's "
+        "fingerprint."
     )
     with guarded("samples"):
         samples = sample_images(get_store())
         if samples:
             st.caption(
-                "Try it: held-out images (never trained on) from the store; attribute one and check the verdict against its true source."
+                "Try it: held-out images (never trained on) from the store; attribute one and check the verdict "
+                "against its true source."
             )
             cols = st.columns(len(samples))
             for i, (col, sample) in enumerate(zip(cols, samples)):

@@ -207,7 +207,8 @@ def run_bench(
             max_n = max(cfg.train_sizes)
             real_train_f, fake_train_f = take(real_half_f, max_n, seed), take(fake_train_f, max_n, seed)
             say(
-                f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and {len(real_test_f) + len(fake_test_f)} test images"
+                f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and "
+                f"{len(real_test_f) + len(fake_test_f)} test images"
             )
             sets = {}
             for key, files in (
@@ -279,7 +280,8 @@ def run_bench(
                         key = (model, method, n, repeat, variant)
                         if key in finished:
                             say(
-                                f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}]: {method} with {n}+{n} kept from the earlier run"
+                                f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}]: {method} with "
+                                f"{n}+{n} kept from the earlier run"
                             )
                             rows += finished[key]
                             continue
@@ -287,7 +289,8 @@ def run_bench(
                             skipped_fits += 1
                             continue
                         say(
-                            f"fit {fit_no}/{total_fits}: {model} repeat {repeat} [{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
+                            f"fit {fit_no}/{total_fits}: {model} repeat {repeat} "
+                            f"[{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
                         )
                         result = fit(
                             method, tr_r, tr_f, config, device, on_step if get_method(method).learned else None
@@ -516,7 +519,8 @@ def robustness_matrix(result: dict) -> list[str]:
             key=lambda k: (k[0], k[1] != "default", k[1], k[2] != "plain", k[2]),
         )
         lines.append(
-            f"\n**Robustness, {method}, N={n}** — balanced accuracy by test-time perturbation (both classes perturbed, so JPEG columns are also the format-matched control)\n"
+            f"\n**Robustness, {method}, N={n}** — balanced accuracy by test-time perturbation (both classes "
+            "perturbed, so JPEG columns are also the format-matched control)\n"
         )
         lines.append("| generator | training | statistic | " + " | ".join(perts) + " |")
         lines.append("|---|---|---|" + "---|" * len(perts))
@@ -543,7 +547,8 @@ def robustness_matrix(result: dict) -> list[str]:
 
 
 def markdown_table(result: dict) -> str:
-    """The README tables: robustness matrices, accuracy per generator/train size/method, false positives and watermark sensitivity."""
+    """The README tables: robustness matrices, accuracy per generator / train size / method, false positives
+    and watermark sensitivity."""
     summary = result["summary"]
     most = result["config"].get("repeats", 1)
     perts = _perturb_order(result)
@@ -562,7 +567,8 @@ def markdown_table(result: dict) -> str:
         sizes = sorted({s["train_size"] for s in rows})
         methods = [m for m in ("dif", "marra18", "joslin20") if any(s["method"] == m for s in rows)]
         lines.append(
-            f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± std over {most} repeat(s)\n"
+            f"\n**Training: {variant}; test images: {pert}; correlation: {mode}** — balanced accuracy (AUC), mean ± "
+            f"std over {most} repeat(s)\n"
         )
         lines.append("| generator | N | " + " | ".join(methods) + " |")
         lines.append("|---|---|" + "---|" * len(methods))
@@ -584,8 +590,10 @@ def markdown_table(result: dict) -> str:
     ]
     if base:
         lines.append(
-            f"\n**False positives on unseen real scenes and watermark sensitivity** (test images: {perts[0]}; correlation: {modes[0]}). "
-            "FPR = held-out real photos (scenes never trained on) called generated; wm-FPR = the same photos with the SD watermark embedded; "
+            f"\n**False positives on unseen real scenes and watermark sensitivity** (test images: {perts[0]}; "
+            f"correlation: {modes[0]}). "
+            "FPR = held-out real photos (scenes never trained on) called generated; wm-FPR = the same photos with the "
+            "SD watermark embedded; "
             "band = calibrated verdict at level 0.9 (inconclusive is neither)\n"
         )
         head = ["generator", "training", "N", "method", "FPR (train mu_real)", "wm-FPR"]
@@ -615,13 +623,15 @@ def markdown_table(result: dict) -> str:
                 band = (
                     "—"
                     if f"{name}.band_fpr" not in s
-                    else f"{s[f'{name}.band_fpr']:.3f} / {s[f'{name}.band_tpr']:.3f} / {(s[f'{name}.band_inconclusive_real'] + s[f'{name}.band_inconclusive_fake']) / 2:.3f}"
+                    else f"{s[f'{name}.band_fpr']:.3f} / {s[f'{name}.band_tpr']:.3f} / "
+                    f"{(s[f'{name}.band_inconclusive_real'] + s[f'{name}.band_inconclusive_fake']) / 2:.3f}"
                 )
                 cells += [_pm(s, f"{name}.fpr", most), _pm(s, f"{name}.accuracy", most), band]
             lines.append("| " + " | ".join(cells) + " |")
     for name, info in result.get("reference_pools", {}).items():
         lines.append(
-            f"\nReference pool `{name}`: {info['n_images']} images from {info['n_scenes']} scenes ({', '.join(info['sources'])})"
+            f"\nReference pool `{name}`: {info['n_images']} images from {info['n_scenes']} scenes "
+            f"({', '.join(info['sources'])})"
             + (f"; {len(info['missing'])} default photo(s) missing" if info["missing"] else "")
             + ". `pool+train-half` adds the real training half (scenes disjoint from the test half)."
         )
@@ -629,11 +639,13 @@ def markdown_table(result: dict) -> str:
     env = result["environment"]
     if any(s["repeats"] < most for s in summary):
         lines.append(
-            f"\n† fewer than {most} repeats: the run's time limit (`--max-minutes`) stopped it first; {t.get('fits_not_run', 0)} fit(s) not run."
+            f"\n† fewer than {most} repeats: the run's time limit (`--max-minutes`) stopped it first; "
+            f"{t.get('fits_not_run', 0)} fit(s) not run."
         )
     lines.append("")
     lines.append(
-        f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s), extractor `{env['extractor_id']}`. "
+        f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s), extractor "
+        f"`{env['extractor_id']}`. "
         + (f"Residuals: {t['residual_seconds_per_image']:.3f} s/image. " if "residual_seconds_per_image" in t else "")
         + (f"DIF training: {t['dif_train_seconds_per_step']:.3f} s/step. " if "dif_train_seconds_per_step" in t else "")
         + (f"Whole run: {t['total_seconds'] / 60:.1f} min." if "total_seconds" in t else "")

@@ -108,7 +108,7 @@ def run_transfer(
     progress: Progress | None = None,
     step_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Train every (training set, method, seed) the ``dif train`` way and score every test set the ``dif detect`` way."""
+    """Train every (training set, method, seed) the ``dif train`` way; score every test set the ``dif detect`` way."""
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
     train_sets, test_sets = _folders(root, cfg)
@@ -155,7 +155,8 @@ def run_transfer(
                     )
                     tag = "" if (augment, statistic) == default_variant else f"{augment}-{statistic}"
                     say(
-                        f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} ({cfg.train_size} + {cfg.train_size})"
+                        f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} "
+                        f"({cfg.train_size} + {cfg.train_size})"
                     )
                     start = time.perf_counter()
                     result = train_from_folders(
@@ -335,7 +336,8 @@ def markdown(result: dict) -> str:
         if not all(key in s for s in summary):  # results written before this column existed
             continue
         lines.append(
-            f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} seed(s); "
+            f"\n**{title}** — {cfg['train_size']} + {cfg['train_size']} training images, mean ± std over {seeds} "
+            "seed(s); "
             f"* = held-out half of the training folder (in-set); settings: {settings}\n"
         )
         real_key = {"flagged": "real_fpr", "flagged_closer_mean": "real_fpr_closer_mean"}.get(key)
@@ -360,7 +362,8 @@ def markdown(result: dict) -> str:
     lines.append("")
     if timing:
         lines.append(
-            f"DIF fit: {statistics.mean(s['train_seconds'] for s in timing):.0f} s per fingerprint on average (U-Net steps only, "
+            f"DIF fit: {statistics.mean(s['train_seconds'] for s in timing):.0f} s per fingerprint on average (U-Net "
+            "steps only, "
             "as recorded in each card when it was trained; a rerun reuses stored fingerprints)."
         )
     lines.append(f"Device: {env['device']}, torch {env['torch']}, {env['threads']} thread(s).")
@@ -396,8 +399,10 @@ def robustness_matrix(summary: list[dict], cfg: dict) -> list[str]:
     )
     seeds = max(s["seeds"] for s in summary)
     lines = [
-        f"\n**Robustness matrix** — balanced accuracy, {cfg['train_size']} + {cfg['train_size']} training images, mean over {seeds} seed(s); "
-        "the test set and the held-out real photos are degraded alike; * = in-set (held-out half of the training folder)\n",
+        f"\n**Robustness matrix** — balanced accuracy, {cfg['train_size']} + {cfg['train_size']} training images, "
+        f"mean over {seeds} seed(s); "
+        "the test set and the held-out real photos are degraded alike; * = in-set (held-out half of the training "
+        "folder)\n",
         "| trained on | tested on | method | augment | statistic | " + " | ".join(perts) + " |",
         "|" + "---|" * (5 + len(perts)),
     ]

@@ -214,7 +214,8 @@ def register(sub, add_common) -> None:
     )
     p.add_argument(
         "--augment",
-        help=f"transfer: comma-separated training augmentations to compare: {','.join(POLICIES)} (default: dif train's)",
+        help=f"transfer: comma-separated training augmentations to compare: {','.join(POLICIES)} (default: dif "
+        "train's)",
     )
     p.add_argument(
         "--augment-copies", type=int, help="transfer: degraded copies per training image (default: dif train's)"

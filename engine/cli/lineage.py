@@ -122,7 +122,8 @@ def cmd_lineage(args) -> int:
         print_json(out)
         return 0
     print(
-        f"{len(fps)} models, {len(fams)} families (family threshold {params.family_threshold}, edge threshold {params.edge_threshold}, affinity {params.affinity})"
+        f"{len(fps)} models, {len(fams)} families (family threshold {params.family_threshold}, edge threshold "
+        f"{params.edge_threshold}, affinity {params.affinity})"
     )
     for i, fam in enumerate(fams):
         print(f"  family {i}: {', '.join(fam)}")
@@ -130,7 +131,8 @@ def cmd_lineage(args) -> int:
     for e in edges:
         arrow = "->" if e["directed"] else "--"
         print(
-            f"  {e['source']} {arrow} {e['target']}  C {e['c_ij']:.3f} / {e['c_ji']:.3f}  affinity {e['affinity']:.3f}  confidence {e['confidence']:.2f}  ({e['orientation']})"
+            f"  {e['source']} {arrow} {e['target']}  C {e['c_ij']:.3f} / {e['c_ji']:.3f}  affinity "
+            f"{e['affinity']:.3f}  confidence {e['confidence']:.2f}  ({e['orientation']})"
         )
     if not edges:
         print("  (none)")
@@ -139,7 +141,9 @@ def cmd_lineage(args) -> int:
     if scores is not None:
         recall = scores["parent_child_recall"]
         print(
-            f"ground truth ({scores['n_models']} models): ARI {scores['ari']:.3f}, parent-child recall {recall if recall is None else f'{recall:.3f}'} ({len(scores['parent_child_found'])}/{len(scores['parent_child_pairs'])} pairs)"
+            f"ground truth ({scores['n_models']} models): ARI {scores['ari']:.3f}, parent-child recall "
+            f"{recall if recall is None else f'{recall:.3f}'} "
+            f"({len(scores['parent_child_found'])}/{len(scores['parent_child_pairs'])} pairs)"
         )
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")
@@ -174,7 +178,8 @@ def cmd_attribute(args) -> int:
             print(f"{r.source}: {r.verdict}")
             for row in r.ranking[: args.top]:
                 print(
-                    f"    {'claims' if row['claims'] else '      '} {row['model']:32s} score {row['score']:+7.3f}  rho {row['rho']:+.5f}"
+                    f"    {'claims' if row['claims'] else '      '} {row['model']:32s} score {row['score']:+7.3f}  "
+                    f"rho {row['rho']:+.5f}"
                 )
             for w in r.warnings:
                 print(f"    warning: {w}")

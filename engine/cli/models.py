@@ -107,15 +107,18 @@ def cmd_train(args) -> int:
             print(f"warning: {line}", file=sys.stderr)
         t = result["test_metrics"] or {}
         print(
-            f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, {'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}"
+            f"{fp.name}: method {fp.method}, {fp.n_fake} generated + {fp.n_real} real training images, "
+            f"{'cache hit' if result['cached'] else f'trained in {fp.seconds:.1f}s'}"
         )
         print(
-            f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from {fp.calibration_set.get('source', 'training images')})"
+            f"  mu_real {fp.mu_real:+.5f}  mu_fake {fp.mu_fake:+.5f}  (from "
+            f"{fp.calibration_set.get('source', 'training images')})"
         )
         if fp.threshold is not None:
             d = fp.decision
             print(
-                f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the {d['reference']} ({d['n_reference']} images)"
+                f"  decision: rho past {fp.threshold:+.5f}, the cut that flags {d['target_fpr']:.0%} of the "
+                f"{d['reference']} ({d['n_reference']} images)"
             )
         else:
             print(
@@ -127,11 +130,14 @@ def cmd_train(args) -> int:
         if fp.reference_pool:
             rp = fp.reference_pool
             print(
-                f"  mu_real calibrated on a reference pool of {rp['n_images']} real images from {rp['n_scenes']} scenes (training photos alone gave {rp['mu_real_training']:+.5f})"
+                f"  mu_real calibrated on a reference pool of {rp['n_images']} real images from {rp['n_scenes']} "
+                f"scenes (training photos alone gave {rp['mu_real_training']:+.5f})"
             )
         if t:
             print(
-                f"  held-out: balanced accuracy {t['accuracy']:.3f} (real {t['acc_real']:.3f}, generated {t['acc_fake']:.3f}), AUC {t['auc']:.3f}, AP {t['ap']:.3f}  [{t['n_real']} real, {t['n_fake']} generated]"
+                f"  held-out: balanced accuracy {t['accuracy']:.3f} (real {t['acc_real']:.3f}, generated "
+                f"{t['acc_fake']:.3f}), AUC {t['auc']:.3f}, AP {t['ap']:.3f}  [{t['n_real']} real, {t['n_fake']} "
+                "generated]"
             )
     return 0
 
@@ -192,7 +198,8 @@ def cmd_list(args) -> int:
     for r in rows:
         acc = r["test_accuracy"]
         print(
-            f"{r['name']:32s} {r['method']:9s} {r['extractor']:8s} crop {r['crop']:4d}  n {r['n_fake']}+{r['n_real']}  acc {acc if acc is None else f'{acc:.3f}'}  {r['created']}"
+            f"{r['name']:32s} {r['method']:9s} {r['extractor']:8s} crop {r['crop']:4d}  n {r['n_fake']}+{r['n_real']} "
+            f" acc {acc if acc is None else f'{acc:.3f}'}  {r['created']}"
         )
     for p in problems:
         print(f"corrupt: {p['problem']}", file=sys.stderr)
@@ -277,7 +284,8 @@ def register(sub, add_common: Callable) -> None:
         "--decision",
         choices=DECISIONS,
         default=d.decision,
-        help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's closer-mean rule",
+        help="real-fpr: flag past the cut that flags --target-fpr of real photos; closer-mean: the paper's "
+        "closer-mean rule",
     )
     p.add_argument(
         "--target-fpr",
@@ -289,7 +297,8 @@ def register(sub, add_common: Callable) -> None:
         "--augment",
         choices=tuple(POLICIES),
         default=d.augment,
-        help="fit degraded copies of both classes too (jpeg: JPEG quality 60-95; world: JPEG, rescale, blur, offsets, noise)",
+        help="fit degraded copies of both classes too (jpeg: JPEG quality 60-95; world: JPEG, rescale, blur, offsets, "
+        "noise)",
     )
     p.add_argument(
         "--augment-copies", type=int, default=d.augment_copies, help="degraded copies per training image with --augment"

@@ -23,7 +23,8 @@ def render(prov: Provenance, indent: str = "    ") -> list[str]:
     wm = prov.watermark
     if wm is not None and wm.available:
         lines.append(
-            f"{indent}SD watermark: text '{wm.text}', bit agreement {wm.bit_agreement:.2f}, after realignment {wm.aligned_agreement:.2f}"
+            f"{indent}SD watermark: text '{wm.text}', bit agreement {wm.bit_agreement:.2f}, after realignment "
+            f"{wm.aligned_agreement:.2f}"
         )
     for problem in prov.problems:
         lines.append(f"{indent}problem: {problem}")

@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"port {args.port} out of range 1..65535")
     if not is_loopback(args.address):
         print(
-            f"dif serve: listening on {args.address}: anyone who can reach it can use the store; server folder paths are disabled",
+            f"dif serve: listening on {args.address}: anyone who can reach it can use the store; server folder paths "
+            "are disabled",
             file=sys.stderr,
         )
     print(f"dif serve: http://{args.address}:{args.port}", file=sys.stderr, flush=True)

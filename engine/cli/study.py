@@ -60,7 +60,8 @@ def render(s: dict[str, Any]) -> str:
             lines.append(f"  family {i}: {', '.join(fam)}")
     st = s["stages"]
     lines.append(
-        f"  stages: plan {st['plan_seconds']:.1f}s, residuals {st['residuals_seconds']:.1f}s ({s['residual_images']} images, {s['residual_batches']} batches), "
+        f"  stages: plan {st['plan_seconds']:.1f}s, residuals {st['residuals_seconds']:.1f}s ({s['residual_images']} "
+        f"images, {s['residual_batches']} batches), "
         f"fingerprints {st['fingerprints_seconds']:.1f}s, cross-detection {st['cross_seconds']:.1f}s"
     )
     return "\n".join(lines)

@@ -131,7 +131,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
             if width * height > max_pixels:
                 raise ImageLoadError(
                     name,
-                    f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} (decompression bomb guard)",
+                    f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} (decompression "
+                    "bomb guard)",
                 )
             fmt = img.format or "unknown"
             if getattr(img, "n_frames", 1) > 1:

@@ -205,11 +205,13 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         cliff, detail = resampling_evidence(image.pixels)
         if cliff < UPSCALE_CLIFF_WARN:
             out.append(
-                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): resampling erases the fingerprint"
+                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): "
+                "resampling erases the fingerprint"
             )
         elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
             out.append(
-                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < {ENLARGED_DETAIL_WARN}): resampling erases the fingerprint"
+                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < "
+                f"{ENLARGED_DETAIL_WARN}): resampling erases the fingerprint"
             )
     if image.format == "JPEG":
         data = data if data is not None else _source_bytes(image)
@@ -218,7 +220,8 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
             out.append("JPEG file: compression weakens the fingerprint (quality unknown)")
         elif quality < JPEG_QUALITY_WARN:
             out.append(
-                f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): quality 75 sent detection to chance in our measurements"
+                f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): quality 75 sent "
+                "detection to chance in our measurements"
             )
     return out
 
@@ -272,7 +275,8 @@ def attribute(
         raw = data[i] if data is not None and i < len(data) else None
         warnings = image_warnings(image, crop, raw)
         warnings += [
-            f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy {accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
+            f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy "
+            f"{accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
             for j, fp in enumerate(fingerprints)
             if not reliable[j] and per_model[j][1][i]
         ]

@@ -61,7 +61,10 @@ class Verdict:
         else:
             text = f"{b('unknown')}: no known model claims it"
         if self.near_tie:
-            text += f"; {b('near-tie')} with {self.runner_up} (margin {self.margin:.3f} < {NEAR_TIE_MARGIN}): either may be the source, or a relative of both"
+            text += (
+                f"; {b('near-tie')} with {self.runner_up} (margin {self.margin:.3f} < {NEAR_TIE_MARGIN}): "
+                "either may be the source, or a relative of both"
+            )
         if self.disagreements:
             text += f"; {b('provenance disagrees')}: " + "; ".join(self.disagreements)
         return text
@@ -142,7 +145,8 @@ def _table(rows: list[dict], columns: Sequence[str]) -> str:
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:4px 8px;text-align:left;font-size:14px;vertical-align:top}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #bbb;padding:4px 8px;text-align:left;font-size:14px;vertical-align:top}
 th{background:#eee}.warn{color:#9a5b00}.bad{color:#b00020;font-weight:bold}code{font-size:12px;word-break:break-all}
 section{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:1em 0}"""
 
@@ -163,12 +167,17 @@ def case_report_html(
     created = created or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     esc = html.escape
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>DIF Lineage case report</title><style>{_STYLE}</style></head><body>",
+        "<!doctype html><html><head><meta charset='utf-8'><title>DIF Lineage case "
+        f"report</title><style>{_STYLE}</style></head><body>",
         "<h1>DIF Lineage case report</h1>",
-        f"<p>Created {esc(created)} with DIF Lineage engine {esc(__version__)}. {len(verdicts)} image(s) compared against {len(fingerprints)} model(s).</p>",
-        "<p>How to read it: a verdict names the known model whose fingerprint best matches the image; its confidence is that model's "
-        "calibrated probability of a correct decision (0.90 band). <b>inconclusive</b> means the best match is inside the band; "
-        "<b>unknown</b> means no known model claims the image (most likely a generator not in the store); a <b>near-tie</b> means "
+        f"<p>Created {esc(created)} with DIF Lineage engine {esc(__version__)}. {len(verdicts)} image(s) compared "
+        f"against {len(fingerprints)} model(s).</p>",
+        "<p>How to read it: a verdict names the known model whose fingerprint best matches the image; its confidence "
+        "is that model's "
+        "calibrated probability of a correct decision (0.90 band). <b>inconclusive</b> means the best match is inside "
+        "the band; "
+        "<b>unknown</b> means no known model claims the image (most likely a generator not in the store); a "
+        "<b>near-tie</b> means "
         "two models claim it almost equally (often parent and fine-tune).</p>",
         "<h2>Summary</h2>",
         _table(
@@ -180,7 +189,8 @@ def case_report_html(
     ]
     for i, (v, r) in enumerate(zip(verdicts, results)):
         parts.append(
-            f"<section><h3>{esc(v.source)}</h3><p>SHA-256 <code>{esc(v.sha256)}</code></p><p><b>{esc(v.headline())}</b></p>"
+            f"<section><h3>{esc(v.source)}</h3><p>SHA-256 "
+            f"<code>{esc(v.sha256)}</code></p><p><b>{esc(v.headline())}</b></p>"
         )
         ranking = [
             {

@@ -93,7 +93,8 @@ def load_test_sets(fingerprints: Sequence[Fingerprint]) -> TestSets:
         real, fake = files.get("real") or [], files.get("fake") or []
         if not real or not fake:
             raise ConfigError(
-                f"model {fp.name!r} has no held-out test files (train it with 'dif train' or 'dif demo build' to record them)"
+                f"model {fp.name!r} has no held-out test files (train it with 'dif train' or 'dif demo build' to "
+                "record them)"
             )
         sets = []
         for paths in (real, fake):

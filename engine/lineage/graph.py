@@ -141,7 +141,8 @@ def infer_lineage(
         family_threshold=params.family_threshold,
         edge_threshold=params.edge_threshold,
         affinity=params.affinity,
-        note="edges with directed=False have no known direction: cross-detection is symmetric, only user metadata (base_model, release_date) orients an edge",
+        note="edges with directed=False have no known direction: cross-detection is symmetric, only user metadata "
+        "(base_model, release_date) orients an edge",
     )
     family_of = {}
     for f, group in enumerate(groups):
@@ -357,7 +358,9 @@ def lineage_figure(graph: nx.DiGraph, title: str = "Model lineage"):
                 showlegend=False,
                 hovertext=f"{u} → {v}" if d.get("directed") else f"{u} — {v} (direction unknown)",
                 hovertemplate="%{hovertext}<br>"
-                + f"C[{u}][{v}] {d.get('c_ij', 0):.3f}<br>C[{v}][{u}] {d.get('c_ji', 0):.3f}<br>affinity {d.get('affinity', 0):.3f}<br>confidence {d.get('confidence', 0):.2f}<br>{d.get('orientation', '')}<extra></extra>",
+                + f"C[{u}][{v}] {d.get('c_ij', 0):.3f}<br>C[{v}][{u}] {d.get('c_ji', 0):.3f}<br>affinity "
+                f"{d.get('affinity', 0):.3f}<br>confidence "
+                f"{d.get('confidence', 0):.2f}<br>{d.get('orientation', '')}<extra></extra>",
             )
         )
         annotations.append(
@@ -432,15 +435,19 @@ def to_html(graph: nx.DiGraph, title: str = "DIF Lineage: inferred model familie
     fig = lineage_figure(graph, title)
     body = fig.to_html(include_plotlyjs=True, full_html=False)
     rows = "".join(
-        f"<tr><td>{html.escape(u)}</td><td>{'→' if d.get('directed') else '—'}</td><td>{html.escape(v)}</td><td>{d.get('c_ij', 0):.3f}</td><td>{d.get('c_ji', 0):.3f}</td><td>{d.get('affinity', 0):.3f}</td><td>{d.get('confidence', 0):.2f}</td><td>{html.escape(str(d.get('orientation', '')))}</td></tr>"
+        f"<tr><td>{html.escape(u)}</td><td>{'→' if d.get('directed') else '—'}</td><td>{html.escape(v)}</td>"
+        f"<td>{d.get('c_ij', 0):.3f}</td><td>{d.get('c_ji', 0):.3f}</td><td>{d.get('affinity', 0):.3f}</td>"
+        f"<td>{d.get('confidence', 0):.2f}</td><td>{html.escape(str(d.get('orientation', '')))}</td></tr>"
         for u, v, d in graph.edges(data=True)
     )
     fams = "".join(f"<li>family {i}: {html.escape(', '.join(f))}</li>" for i, f in enumerate(families(graph)))
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid "
+        "#ccc;padding:3px 8px}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{body}<h2>Families</h2><ul>{fams}</ul>"
-        "<h2>Edges</h2><p>C[u][v]: balanced accuracy of u's detector on v's held-out images. A dotted edge (—) has no known direction: "
+        "<h2>Edges</h2><p>C[u][v]: balanced accuracy of u's detector on v's held-out images. A dotted edge (—) has no "
+        "known direction: "
         "only user metadata (declared base model, release date) orients an edge.</p>"
         f"<table><tr><th>u</th><th></th><th>v</th><th>C[u][v]</th><th>C[v][u]</th><th>affinity</th><th>confidence</th><th>orientation</th></tr>{rows}</table>"
         "</body></html>\n"
@@ -472,7 +479,8 @@ def _png_legend(draw, graph: nx.DiGraph, font, top: float, width: int) -> None:
     y += 30
     for line in (
         "Edge label C[u][v] / C[v][u]: balanced accuracy of each detector on the other's images (0.5 = chance).",
-        "Thicker edge = stronger mutual detection. Arrow = direction from metadata (base model or release date); no arrow = direction unknown.",
+        "Thicker edge = stronger mutual detection. Arrow = direction from metadata (base model or release date); no "
+        "arrow = direction unknown.",
     ):
         draw.text((20, y), line, fill=(60, 60, 60), font=font)
         y += 22

@@ -90,7 +90,8 @@ class TrainConfig:
         multiple = max(8, 2**self.unet_pools)
         if (self.crop - 2 * self.border) % multiple:
             raise ConfigError(
-                f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of {multiple} (the 8-pixel grid and the U-Net depth)"
+                f"crop - 2*border = {self.crop - 2 * self.border} must be a multiple of {multiple} (the 8-pixel grid "
+                "and the U-Net depth)"
             )
         if self.steps < 1 or self.batch < 2 or self.batch % 2:
             raise ConfigError("steps must be >= 1 and batch an even number >= 2")

@@ -277,7 +277,7 @@ def c2pa_summary(data: bytes) -> dict | None:
     return credentials.to_dict() if credentials is not None else None
 
 
-def read_metadata(data: bytes) -> FileMetadata:
+def read_file_metadata(data: bytes) -> FileMetadata:
     """Walk the container of ``data`` (PNG and JPEG natively, other formats through Pillow)."""
     meta = FileMetadata()
     try:

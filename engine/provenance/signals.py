@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from engine.provenance.file_metadata import FileMetadata, read_metadata
+from engine.provenance.file_metadata import FileMetadata, read_file_metadata
 from engine.provenance.watermark import (
     ALIGNED_PRESENT,
     ALIGNED_STRONG,
@@ -155,7 +155,8 @@ def _watermark_signal(reading: WatermarkReading) -> Signal | None:
     return Signal(
         "watermark",
         f"payload agreement {agreement:.2f} after realignment (text '{reading.aligned_text}')",
-        f"the reference Stable Diffusion watermark on a cropped or altered image (unmarked images stay below {ALIGNED_PRESENT}); the mark can also be added to any image",
+        "the reference Stable Diffusion watermark on a cropped or altered image (unmarked images stay below "
+        f"{ALIGNED_PRESENT}); the mark can also be added to any image",
         strength,
         SD_GENERATOR,
         details,
@@ -292,7 +293,7 @@ def read_provenance(source: str | os.PathLike | bytes, name: str | None = None, 
     except ImageLoadError as exc:
         result.problems.append(exc.problem)
         return result
-    meta = read_metadata(data)
+    meta = read_file_metadata(data)
     result.metadata = meta
     result.problems.extend(meta.problems)
     if watermark:
@@ -327,7 +328,8 @@ def compare(
         camera = next((s for s in provenance.signals if s.kind == "exif_camera"), None)
         if camera and verdict != unknown:
             return [
-                f"EXIF names a camera ({camera.value}) but the fingerprint attributes the image to {verdict} (EXIF is free text: weak evidence)"
+                f"EXIF names a camera ({camera.value}) but the fingerprint attributes the image to {verdict} (EXIF is "
+                "free text: weak evidence)"
             ]
         return []
     lines = []
@@ -338,6 +340,7 @@ def compare(
         family = _family(generator)
         if family is not None and not _mentions(family, verdict, model_metadata):
             lines.append(
-                f"provenance says {generator}, but the fingerprint names {verdict}, which its name and card do not tie to {family}"
+                f"provenance says {generator}, but the fingerprint names {verdict}, which its name and card do not "
+                f"tie to {family}"
             )
     return lines

@@ -86,7 +86,9 @@ class Fingerprint:
     test_metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(
+        default_factory=dict
+    )  # lineage metadata (release_date, base_model); not file metadata
     calibration: dict[str, Any] = field(default_factory=dict)
     test_files: dict[str, list[str]] = field(default_factory=dict)  # held-out image paths (for cross-detection)
     watermark: dict[str, Any] = field(
@@ -238,69 +240,16 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         raise StoreError(f"{source}: not a {FORMAT} file (format={_short(meta.get('format'))})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise StoreError(f"{source}: unsupported format version {_short(meta.get('format_version'))}")
-    expected = {"fingerprint", "train_rho_real", "train_rho_fake"}
-    names = set(header) - {"__metadata__"}
-    if names != expected:
-        raise StoreError(f"{source}: tensors {_short(sorted(names))} != expected {sorted(expected)}")
-    for name in expected:
-        entry = header[name]
-        if not isinstance(entry, dict) or entry.get("dtype") != "F32":
-            raise StoreError(f"{source}: tensor {name!r} must be float32")
-    shape = header["fingerprint"].get("shape")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and shape[0] == 3
-        and shape[1] == shape[2]
-        and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])
-    ):
-        raise StoreError(f"{source}: fingerprint shape {_short(shape)} is not 3 x S x S with 8 <= S <= {MAX_SIDE}")
-    for name in ("train_rho_real", "train_rho_fake"):
-        s = header[name].get("shape")
-        if not (isinstance(s, list) and len(s) == 1 and isinstance(s[0], int) and 0 <= s[0] <= MAX_CALIBRATION):
-            raise StoreError(f"{source}: tensor {name!r} has shape {_short(s)}, expected a vector")
-    if not isinstance(meta.get("card"), str):
-        raise StoreError(f"{source}: card is missing or not text")
-    try:
-        card = _json(meta["card"])
-    except ValueError:
-        raise StoreError(f"{source}: card is not valid JSON") from None
-    if not isinstance(card, dict):
-        raise StoreError(f"{source}: card is not a JSON object")
-    for key, (types, required) in CARD_FIELDS.items():
-        if key not in card:
-            if required:
-                raise StoreError(f"{source}: card is missing field {key!r}")
-            continue
-        value = card[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise StoreError(f"{source}: card field {key!r} has type {type(value).__name__}")
-    unknown = set(card) - set(CARD_FIELDS)
-    if unknown:
-        raise StoreError(f"{source}: card has unknown fields {_short(sorted(unknown))}")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:
-        raise StoreError(f"{source}: corrupt tensor data ({type(exc).__name__})") from None
-    tensor = tensors["fingerprint"]
-    if not torch.isfinite(tensor).all():
-        raise StoreError(f"{source}: fingerprint contains NaN or infinite values")
-    if tensors_digest(tensor, tensors["train_rho_real"], tensors["train_rho_fake"]) != card["tensor_sha256"]:
-        raise StoreError(f"{source}: checksum mismatch (fingerprint data was altered or corrupted)")
-    for key in ("mu_real", "mu_fake"):
-        if not math.isfinite(float(card[key])):
-            raise StoreError(f"{source}: {key} is not finite")
-    if tensor.shape[-1] != card["crop"] - 2 * card["border"]:
-        raise StoreError(
-            f"{source}: fingerprint side {tensor.shape[-1]} does not match crop {card['crop']} and border {card['border']}"
-        )
+    _check_tensor_shapes(header, source)
+    card = _parse_card(meta, source)
+    tensors = _load_tensors(data, card, source)
     from engine.storage.names import validate_name
 
     validate_name(card["name"], source)
     return Fingerprint(
         name=card["name"],
         method=card["method"],
-        tensor=tensor,
+        tensor=tensors["fingerprint"],
         mu_real=float(card["mu_real"]),
         mu_fake=float(card["mu_fake"]),
         config=card["config"],
@@ -329,3 +278,74 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         created=card["created"],
         version=card["version"],
     )
+
+
+def _check_tensor_shapes(header: dict, source: str) -> None:
+    """The three tensors, float32, with sane shapes, read from the header before any tensor bytes are."""
+    expected = {"fingerprint", "train_rho_real", "train_rho_fake"}
+    names = set(header) - {"__metadata__"}
+    if names != expected:
+        raise StoreError(f"{source}: tensors {_short(sorted(names))} != expected {sorted(expected)}")
+    for name in expected:
+        entry = header[name]
+        if not isinstance(entry, dict) or entry.get("dtype") != "F32":
+            raise StoreError(f"{source}: tensor {name!r} must be float32")
+    shape = header["fingerprint"].get("shape")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and shape[0] == 3
+        and shape[1] == shape[2]
+        and all(isinstance(s, int) and 8 <= s <= MAX_SIDE for s in shape[1:])
+    ):
+        raise StoreError(f"{source}: fingerprint shape {_short(shape)} is not 3 x S x S with 8 <= S <= {MAX_SIDE}")
+    for name in ("train_rho_real", "train_rho_fake"):
+        s = header[name].get("shape")
+        if not (isinstance(s, list) and len(s) == 1 and isinstance(s[0], int) and 0 <= s[0] <= MAX_CALIBRATION):
+            raise StoreError(f"{source}: tensor {name!r} has shape {_short(s)}, expected a vector")
+
+
+def _parse_card(meta: dict, source: str) -> dict:
+    """The JSON card: every field of CARD_FIELDS with its type, and nothing else."""
+    if not isinstance(meta.get("card"), str):
+        raise StoreError(f"{source}: card is missing or not text")
+    try:
+        card = _json(meta["card"])
+    except ValueError:
+        raise StoreError(f"{source}: card is not valid JSON") from None
+    if not isinstance(card, dict):
+        raise StoreError(f"{source}: card is not a JSON object")
+    for key, (types, required) in CARD_FIELDS.items():
+        if key not in card:
+            if required:
+                raise StoreError(f"{source}: card is missing field {key!r}")
+            continue
+        value = card[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise StoreError(f"{source}: card field {key!r} has type {type(value).__name__}")
+    unknown = set(card) - set(CARD_FIELDS)
+    if unknown:
+        raise StoreError(f"{source}: card has unknown fields {_short(sorted(unknown))}")
+    return card
+
+
+def _load_tensors(data: bytes, card: dict, source: str) -> dict:
+    """The tensors, finite, matching the card's checksum, means and geometry."""
+    try:
+        tensors = st_load(data)
+    except Exception as exc:
+        raise StoreError(f"{source}: corrupt tensor data ({type(exc).__name__})") from None
+    tensor = tensors["fingerprint"]
+    if not torch.isfinite(tensor).all():
+        raise StoreError(f"{source}: fingerprint contains NaN or infinite values")
+    if tensors_digest(tensor, tensors["train_rho_real"], tensors["train_rho_fake"]) != card["tensor_sha256"]:
+        raise StoreError(f"{source}: checksum mismatch (fingerprint data was altered or corrupted)")
+    for key in ("mu_real", "mu_fake"):
+        if not math.isfinite(float(card[key])):
+            raise StoreError(f"{source}: {key} is not finite")
+    if tensor.shape[-1] != card["crop"] - 2 * card["border"]:
+        raise StoreError(
+            f"{source}: fingerprint side {tensor.shape[-1]} does not match crop {card['crop']} and border "
+            f"{card['border']}"
+        )
+    return tensors

@@ -1,9 +1,10 @@
 """The study driver: plan every model, extract residuals once, fit fingerprints as tasks, then cross-detect.
 
-Stages (each with its progress), for a chunk of models at a time: plan (decide each model's images and train key; a stored key is a
-cache hit and is not fitted again), residuals (every image not yet in the store, once per geometry,
-in batches), fingerprints (one task per model to fit), cross-detection and lineage (here, from the
-gathered fingerprints). Only this driver writes the store, through ``Store``, as results arrive.
+Stages (each with its progress), for a chunk of models at a time:
+plan (decide each model's images and train key; a stored key is a cache hit and is not fitted again),
+residuals (every image not yet in the store, once per geometry, in batches), fingerprints (one task
+per model to fit), cross-detection and lineage (here, from the gathered fingerprints). Only this
+driver writes the store, through ``Store``, as results arrive.
 """
 
 from __future__ import annotations
