@@ -613,14 +613,7 @@ def _test_metrics(
         )
     cal = from_card(fp.calibration)
     if cal is not None and len(rho_r) and len(rho_f):
-        v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-        metrics.update(
-            {
-                "fpr_real_at_level": float(np.mean(v_r == "generated")),
-                "inconclusive_real": float(np.mean(v_r == "inconclusive")),
-                "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
-            }
-        )
+        metrics.update(cal.held_out_rates(rho_r, rho_f))
     return metrics
 
 

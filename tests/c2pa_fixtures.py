@@ -47,8 +47,10 @@ def _cert(subject: str, issuer, public_key, signing_key, ca: bool):
         .add_extension(x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    if not ca:  # C2PA wants an end-entity certificate with a signing purpose
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+    if not ca:  # C2PA wants an end-entity certificate with a signing purpose, naming its issuer's key
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+        ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False)
     return builder.sign(signing_key, hashes.SHA256())
 
 

@@ -12,12 +12,12 @@ that includes the degradation, and a rerun is a cache hit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from engine.data.images import LoadedImage, content_hash
+from engine.data.images import LoadedImage, derived
 from engine.data.perturb import add_noise, blur, jpeg, rescale, shift
 from engine.errors import ConfigError
 
@@ -126,12 +126,5 @@ def degraded_copies(images: Sequence[LoadedImage], name: str, copies: int, seed:
             deg = pol.draw(rng)
             pixels = deg.apply(im.pixels, rng)
             tag = deg.tag()
-            out.append(
-                replace(
-                    im,
-                    pixels=pixels,
-                    sha256=content_hash(pixels.tobytes() + f"|augmented|{tag}".encode()),
-                    notes=im.notes + (f"augmented: {tag}",),
-                )
-            )
+            out.append(derived(im, pixels, f"|augmented|{tag}".encode(), f"augmented: {tag}"))
     return out

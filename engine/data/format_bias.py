@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import replace
 from typing import Sequence
 
-from engine.data.images import LoadedImage, content_hash
+from engine.data.images import LoadedImage, derived
 from engine.data.perturb import jpeg
 
 JPEG_SHARE_GAP = 0.5  # difference in the share of JPEG files between the classes that counts as a bias
@@ -62,12 +61,8 @@ def resave_jpeg(images: Sequence[LoadedImage], quality: int) -> list[LoadedImage
     for im in images:
         pixels = jpeg(im.pixels, quality)
         out.append(
-            replace(
-                im,
-                pixels=pixels,
-                sha256=content_hash(pixels.tobytes() + f"|resaved-jpeg{quality}".encode()),
-                format="JPEG",
-                notes=im.notes + (f"re-saved as JPEG quality {quality}",),
+            derived(
+                im, pixels, f"|resaved-jpeg{quality}".encode(), f"re-saved as JPEG quality {quality}", format="JPEG"
             )
         )
     return out

@@ -22,7 +22,7 @@ import hashlib
 import io
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -55,6 +55,12 @@ class LoadedImage:
 def content_hash(data: bytes) -> str:
     """SHA-256 hex digest; the identity of an input everywhere in the store."""
     return hashlib.sha256(data).hexdigest()
+
+
+def derived(im: "LoadedImage", pixels: np.ndarray, tag: bytes, note: str, **changes) -> "LoadedImage":
+    """A changed copy of ``im``: its hash covers the new pixels and ``tag`` (so residual caches stay
+    correct and two derivations of one image never collide), its notes say what was done."""
+    return replace(im, pixels=pixels, sha256=content_hash(pixels.tobytes() + tag), notes=im.notes + (note,), **changes)
 
 
 def read_source_bytes(source: str | os.PathLike | bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:

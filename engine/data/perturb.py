@@ -10,13 +10,12 @@ fingerprint.
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from engine.data.images import LoadedImage, content_hash
+from engine.data.images import LoadedImage, content_hash, derived
 
 
 def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
@@ -99,12 +98,5 @@ def perturb(images: list[LoadedImage], name: str) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = fn(im.pixels)
-        out.append(
-            replace(
-                im,
-                pixels=pixels,
-                sha256=content_hash(pixels.tobytes() + name.encode()),
-                notes=im.notes + (f"perturbed: {name}",),
-            )
-        )
+        out.append(derived(im, pixels, name.encode(), f"perturbed: {name}"))
     return out

@@ -48,6 +48,15 @@ class Calibration:
         p = self.posterior(rho)
         return np.maximum(p, 1 - p)
 
+    def held_out_rates(self, rho_real: np.ndarray, rho_fake: np.ndarray) -> dict[str, float]:
+        """The band on held-out images: real ones called generated, and each class left inconclusive."""
+        v_r, v_f = self.verdict(rho_real), self.verdict(rho_fake)
+        return {
+            "fpr_real_at_level": float(np.mean(v_r == "generated")),
+            "inconclusive_real": float(np.mean(v_r == "inconclusive")),
+            "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
+        }
+
     def to_dict(self) -> dict:
         return asdict(self)
 

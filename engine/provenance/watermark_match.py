@@ -13,12 +13,12 @@ our images are centre crops of such outputs, so a real image smaller than that i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from engine.data.images import LoadedImage, content_hash
+from engine.data.images import LoadedImage, derived
 from engine.provenance.watermark import SD_GENERATOR, embed_sd_watermark, read_sd_watermark
 
 CANVAS = 512  # side of the reference SD scripts' output, where their watermark is embedded
@@ -80,14 +80,7 @@ def marked_copies(images: Sequence[LoadedImage]) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = mark_like_sd(im.pixels)
-        out.append(
-            replace(
-                im,
-                pixels=pixels,
-                sha256=content_hash(pixels.tobytes() + b"sd-watermark"),
-                notes=im.notes + ("SD watermark embedded (watermark-matched training)",),
-            )
-        )
+        out.append(derived(im, pixels, b"sd-watermark", "SD watermark embedded (watermark-matched training)"))
     return out
 
 

@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from engine.api import crop_images, metrics_from_rho, rho_for, train_fingerprint
 from engine.data.images import LoadedImage
 from engine.errors import DifError
@@ -220,14 +218,7 @@ def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
     metrics = metrics_from_rho(fp, rho_r, rho_f)
     cal = from_card(fp.calibration)
     if cal is not None and len(rho_r) and len(rho_f):
-        v_r, v_f = cal.verdict(rho_r), cal.verdict(rho_f)
-        metrics.update(
-            {
-                "fpr_real_at_level": float(np.mean(v_r == "generated")),
-                "inconclusive_real": float(np.mean(v_r == "inconclusive")),
-                "inconclusive_fake": float(np.mean(v_f == "inconclusive")),
-            }
-        )
+        metrics.update(cal.held_out_rates(rho_r, rho_f))
     fp.test_metrics = metrics
     fp.test_files = {"real": list(_src(plan.test_real)), "fake": list(_src(plan.test_fake))}
     store.save(fp)
