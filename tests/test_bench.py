@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.bench.runner import BenchConfig, markdown_table, run_bench, write_outputs
+from engine.bench.report import markdown_table, write_outputs
+from engine.bench.runner import BenchConfig, run_bench
 from engine.data.images import LoadedImage
 from engine.data.perturb import PERTURBATIONS, perturb
 from engine.errors import ConfigError

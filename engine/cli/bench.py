@@ -1,4 +1,4 @@
-"""``dif bench``: the benchmark command (see engine/bench/runner.py)."""
+"""``dif bench``: the benchmark command (engine/bench/runner.py runs, engine/bench/report.py renders)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def _csv(text: str, cast=str) -> tuple:
 
 
 def cmd_bench(args) -> int:
-    from engine.bench.runner import BenchConfig, markdown_table, run_bench, write_outputs
+    from engine.bench.report import markdown_table, write_outputs
+    from engine.bench.runner import BenchConfig, run_bench
     from engine.bench.transfer import markdown as transfer_markdown
     from engine.errors import ConfigError
 
