@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from engine.data.augment import degraded_copies
+from engine.data.conditions import image_warnings
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
 from engine.data.reference_pool import ReferencePool, pool_id
@@ -442,7 +443,7 @@ def detect(
     pad: bool = False,
     max_tiles: int = DEFAULT_MAX_TILES,
 ) -> list[dict]:
-    """Per image: rho (the mean over the analysed tiles), signed score, label, and the tiles analysed."""
+    """Per image: rho (the mean over the analysed tiles), signed score, label, the tiles analysed, any warnings."""
     rho_all, boxes, per_tile = tiled_rho([fp], images, store, device, pad, max_tiles=max_tiles)
     rho = rho_all[:, 0]
     scores, preds = scores_and_decisions(fp, rho)
@@ -462,6 +463,9 @@ def detect(
             row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, 0]]
         if cal is not None:
             row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
+        warnings = image_warnings(im, fp.crop)
+        if warnings:  # one model's reading weakens under the same conditions as attribution's
+            row["warnings"] = warnings
         rows.append(row)
     return rows
 

@@ -9,16 +9,10 @@ import pytest
 from PIL import Image
 from zoo_fixtures import tiny_zoo
 
+from engine.data.conditions import UPSCALE_CLIFF_WARN, image_warnings, jpeg_quality, resampling_evidence
 from engine.data.images import load_image
 from engine.errors import ConfigError
-from engine.lineage.attribution import (
-    UNKNOWN,
-    UPSCALE_CLIFF_WARN,
-    attribute,
-    image_warnings,
-    jpeg_quality,
-    resampling_evidence,
-)
+from engine.lineage.attribution import UNKNOWN, attribute
 
 
 @pytest.fixture(scope="module")

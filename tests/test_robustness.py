@@ -188,10 +188,10 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
 
 
 # ---------------------------------------------------------------- format bias
-def _jpeg_folder(folder, items):
+def _jpeg_folder(folder, items, quality: int = 85):
     folder.mkdir(parents=True, exist_ok=True)
     for name, arr in items:
-        Image.fromarray(arr).save(folder / f"{name}.jpg", quality=85)
+        Image.fromarray(arr).save(folder / f"{name}.jpg", quality=quality)
     return folder
 
 
@@ -272,6 +272,17 @@ def test_cli_train_prints_the_format_warning_and_detect_refuses_zero_tiles(tiny_
     assert "warning: format bias" in capsys.readouterr().err
     assert main(["detect", "--name", "w", str(tiny_dataset["fake"]), "--tiles", "0", "--cache", cache]) == 2
     assert "--tiles 0: must be at least 1" in capsys.readouterr().err
+    # a heavily compressed suspect carries the JPEG warning attribution gives; the PNG suspects carry none
+    fake_png, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    named = [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in fake_png[:3]]
+    fake_jpeg = _jpeg_folder(tmp_path / "fj", named, quality=75)
+    assert main(["detect", "--name", "w", str(fake_jpeg), str(tiny_dataset["fake"]), "--json", "--cache", cache]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    jpeg_rows = [r for r in rows if r["file"].endswith(".jpg")]
+    assert len(jpeg_rows) == 3 and all(any("estimated quality 75" in w for w in r["warnings"]) for r in jpeg_rows)
+    assert all("warnings" not in r for r in rows if r["file"].endswith(".png"))
+    assert main(["detect", "--name", "w", str(fake_jpeg), "--cache", cache]) == 0
+    assert capsys.readouterr().err.count("heavy JPEG compression") == 3
 
 
 # ---------------------------------------------------------------- the matrix

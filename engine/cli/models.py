@@ -158,7 +158,7 @@ def cmd_detect(args) -> int:
         print_json({"model": fp.name, "results": rows, "errors": errors})
     elif args.csv:
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "rho", "score", "label", "confidence", "calibrated", "error"])
+        writer.writerow(["file", "rho", "score", "label", "confidence", "calibrated", "warnings", "error"])
         for r in rows:
             writer.writerow(
                 [
@@ -168,15 +168,18 @@ def cmd_detect(args) -> int:
                     r["label"],
                     f"{r.get('confidence', float('nan')):.4f}",
                     r.get("calibrated", ""),
+                    "; ".join(r.get("warnings", [])),
                     "",
                 ]
             )
         for e in errors:
-            writer.writerow([e["file"], "", "", "", "", "", e["error"]])
+            writer.writerow([e["file"], "", "", "", "", "", "", e["error"]])
     else:
         for r in rows:
             conf = f" confidence {r['confidence']:.2f} ({r['calibrated']})" if "confidence" in r else ""
             print(f"{r['label']:9s} score {r['score']:+7.3f} rho {r['rho']:+.5f}{conf}  {r['file']}")
+            for line in r.get("warnings", []):
+                print(f"warning: {r['file']}: {line}", file=sys.stderr)
         for e in errors:
             print(f"error     {e['file']}: {e['error']}", file=sys.stderr)
     return 0 if rows or not errors else 1

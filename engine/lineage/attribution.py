@@ -8,108 +8,27 @@ accuracy is below ``MIN_DETECTOR_ACCURACY`` is still ranked but cannot decide th
 a chance-level detector claimed half of the real photos). A related model (a fine-tune) often
 claims the image too: that is lineage, not an error, and the ranking shows it.
 
-Warnings name the conditions where the fingerprint is known to weaken (METHOD_NOTES: a 1-pixel shift
-or JPEG quality 75 sent accuracy to chance): an image smaller than the crop (padded), an upscaled
-image (its spectrum falls off a cliff, or has no detail left at all), and heavy JPEG compression (quality
-estimated from the file's quantisation tables).
+Warnings name the conditions where the fingerprint is known to weaken (``engine.data.conditions``):
+an image smaller than the crop, an upscaled image, heavy JPEG compression.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from engine.data.images import LoadedImage, content_hash
+from engine.data.conditions import image_warnings
+from engine.data.images import LoadedImage
 from engine.data.tiles import DEFAULT_MAX_TILES
 from engine.errors import ConfigError
 from engine.storage.fingerprint import Fingerprint
 from engine.storage.store import Store
 
 UNKNOWN = "unknown"
-JPEG_QUALITY_WARN = 90  # below this estimated quality the fingerprint is known to weaken
-# log10 power-density ratios (resampling_evidence), measured on 7 scikit-image photos: natives, JPEG q90 and
-# Gaussian-blurred (sigma 0.6, smooth like a native SD crop) against bicubic 2x, 4x and 256 -> 3000 px JPEGs
-UPSCALE_CLIFF_WARN = -2.25  # natives -0.73..-1.81, blurred down to -2.16; 2x bicubic -2.33..-2.59, 4x -2.1..-3.2
-ENLARGED_DETAIL_WARN = -2.6  # natives -1.31..-2.36, blurred down to -2.50; 256 -> 3000 px JPEG -2.70..-4.82
-ENLARGED_FLOOR_CLIFF = (
-    -1.0
-)  # ...and above 0.1 cycles/px only a flat noise floor (cliff -0.64..-0.93); a flat native region
-#                              (astronaut's dark corner: detail -3.0) keeps a falling spectrum (cliff -1.47)
-UPSCALE_MIN_SIDE = 128  # smaller images give too noisy a spectrum to judge
 MIN_DETECTOR_ACCURACY = 0.6  # a detector at chance on its own held-out set would claim half of everything
-
-# IJG / JPEG Annex K luminance table at quality 50; only its sum is used, so the order does not matter.
-_STD_LUMA = (
-    16,
-    11,
-    10,
-    16,
-    24,
-    40,
-    51,
-    61,
-    12,
-    12,
-    14,
-    19,
-    26,
-    58,
-    60,
-    55,
-    14,
-    13,
-    16,
-    24,
-    40,
-    57,
-    69,
-    56,
-    14,
-    17,
-    22,
-    29,
-    51,
-    87,
-    80,
-    62,
-    18,
-    22,
-    37,
-    56,
-    68,
-    109,
-    103,
-    77,
-    24,
-    35,
-    55,
-    64,
-    81,
-    104,
-    113,
-    92,
-    49,
-    64,
-    78,
-    87,
-    103,
-    121,
-    120,
-    101,
-    72,
-    92,
-    95,
-    98,
-    112,
-    100,
-    103,
-    99,
-)
 
 
 @dataclass
@@ -134,96 +53,6 @@ class Attribution:
             "warnings": self.warnings,
             "tiles": self.tiles,
         }
-
-
-def jpeg_quality(data: bytes) -> float | None:
-    """Estimated IJG quality (1-100) of JPEG bytes from the luminance quantisation table, else None."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG":
-                return None
-            tables = getattr(img, "quantization", None) or {}
-    except Exception:
-        return None
-    luma = tables.get(0)
-    if not luma or len(luma) != 64:
-        return None
-    scale = 100.0 * sum(luma) / sum(_STD_LUMA)  # IJG: table = std * scale / 100
-    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
-    return float(min(100.0, max(1.0, quality)))
-
-
-def _band(spec: np.ndarray, r: np.ndarray, lo: float, hi: float) -> float:
-    """Mean power in the square annulus lo < max(|fy|, |fx|) < hi (cycles/pixel)."""
-    sel = (r > lo) & (r < hi)
-    return float(spec[sel].mean()) if sel.any() else 0.0
-
-
-def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
-    """(cliff, detail): log10 power-density ratios of the gray, Hann-windowed spectrum.
-
-    cliff = above 0.3 cycles/px over 0.1-0.2: an image interpolated up 2x or more has nothing of
-    its own above the source's Nyquist, so the spectrum falls off a cliff there. detail = 0.1-0.2
-    over 0.01-0.04: an image enlarged many times (256 -> 3000 px) has no detail left even in the
-    middle band, while its top band holds only JPEG and rounding noise (which fools ``cliff``).
-    """
-    h, w = pixels.shape[:2]
-    side = 1024  # a centre window bounds the FFT's cost on large photos
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    gray = pixels[top : top + side, left : left + side].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    gray -= gray.mean()
-    h, w = gray.shape
-    spec = np.abs(np.fft.fft2(gray * np.outer(np.hanning(h), np.hanning(w)))) ** 2
-    r = np.maximum(np.abs(np.fft.fftfreq(h))[:, None], np.abs(np.fft.fftfreq(w))[None, :])
-    tiny = 1e-30
-    high, mid, low = _band(spec, r, 0.3, 0.51), _band(spec, r, 0.1, 0.2), _band(spec, r, 0.01, 0.04)
-    return float(np.log10((high + tiny) / (mid + tiny))), float(np.log10((mid + tiny) / (low + tiny)))
-
-
-def _source_bytes(image: LoadedImage) -> bytes | None:
-    """The file's bytes when ``image.source`` is a readable path with the same content."""
-    try:
-        path = Path(image.source)
-        if path.is_file() and path.stat().st_size < 200 * 1024 * 1024:
-            data = path.read_bytes()
-            if content_hash(data) == image.sha256:
-                return data
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> list[str]:
-    """Conditions under which attribution of ``image`` is unreliable."""
-    out = []
-    h, w = image.pixels.shape[:2]
-    if h < crop or w < crop:
-        out.append(f"image is {w}x{h}, smaller than the {crop}x{crop} crop: padded, the fingerprint may not match")
-    if min(h, w) >= UPSCALE_MIN_SIDE:
-        cliff, detail = resampling_evidence(image.pixels)
-        if cliff < UPSCALE_CLIFF_WARN:
-            out.append(
-                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): "
-                "resampling erases the fingerprint"
-            )
-        elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
-            out.append(
-                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < "
-                f"{ENLARGED_DETAIL_WARN}): resampling erases the fingerprint"
-            )
-    if image.format == "JPEG":
-        data = data if data is not None else _source_bytes(image)
-        quality = jpeg_quality(data) if data is not None else None
-        if quality is None:
-            out.append("JPEG file: compression weakens the fingerprint (quality unknown)")
-        elif quality < JPEG_QUALITY_WARN:
-            out.append(
-                f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): quality 75 sent "
-                "detection to chance in our measurements"
-            )
-    return out
 
 
 def attribute(
