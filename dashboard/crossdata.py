@@ -76,20 +76,20 @@ def cross_for(names: Sequence[str]):
 
 def default_params() -> dict[str, Any]:
     """The engine's default lineage thresholds as a plain dict."""
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.infer", "lineage inference")
     from dataclasses import asdict
 
     return asdict(lineage.LineageParams())
 
 
 def lineage_graph(cross_result, metadata: dict[str, dict] | None, params: dict[str, Any]):
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.infer", "lineage inference")
     return lineage.infer_lineage(cross_result, metadata, lineage.LineageParams(**params))
 
 
 def family_groups(cross_result) -> list[list[str]]:
     """Families (as name lists, largest first) under the default thresholds; singletons when unavailable."""
-    lineage = engine_module("lineage.graph")
+    lineage = engine_module("lineage.infer")
     if lineage is None:
         return [[n] for n in cross_result.names]
     graph = lineage_graph(cross_result, None, default_params())

@@ -259,7 +259,7 @@ def test_cross_page_no_models_selected_is_one_error(tiny):
     assert len(at.error) == 1 and "No models selected" in at.error[0].value
 
 
-@needs("lineage.graph")
+@needs("lineage.infer")
 def test_lineage_share_round_trip(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)

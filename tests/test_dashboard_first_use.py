@@ -80,7 +80,7 @@ def recording(monkeypatch):
 
 # ------------------------------------------------------------------ point 2
 @needs("lineage.cross")
-@needs("lineage.graph")
+@needs("lineage.infer")
 def test_a_model_without_held_out_images_is_left_out_not_fatal(store_copy):
     """Point 2: one upload-trained model without test files used to replace both pages by one error."""
     _add_copy(store_copy, "gen1", "newcomer", test_files={}, test_metrics={})
@@ -252,7 +252,7 @@ def demo_store(tmp_path_factory):
     return root
 
 
-@needs("lineage.graph")
+@needs("lineage.infer")
 def test_demo_lineage_shows_truth_and_recovers_its_families(demo_store, monkeypatch):
     """Point 6: the demo zoo's truth beside the inferred graph, with ARI and recall; the page's defaults
     recover the three families (the engine's 0.70 gave ARI 0.50, as the issue reported)."""
@@ -288,7 +288,7 @@ def test_landing_section_samples_attribute_in_one_click(tiny):
     assert any("true sources:" in i.value for i in at.info)  # so the verdict can be checked
 
 
-@needs("lineage.graph")
+@needs("lineage.infer")
 def test_lineage_sliders_explain_themselves_and_bad_report_has_a_way_back(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)

@@ -77,7 +77,7 @@ def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, 
                 help=SLIDER_HELP[field],
             )
     if "affinity" in params:
-        options = list(require("lineage.graph", "lineage inference").AFFINITIES)
+        options = list(require("lineage.infer", "lineage inference").AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
         params["affinity"] = c3.selectbox(
             "affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP
@@ -107,7 +107,7 @@ def edge_table(graph) -> None:
 
 
 def exports(graph) -> None:
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.export", "lineage inference")
     c1, c2, c3, c4 = st.columns(4)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lineage.graphml"
@@ -155,14 +155,14 @@ def share_url(report_id: str) -> str:
 
 
 def draw(graph, title: str = "Model lineage", key: str = "lin_graph") -> None:
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.figure", "lineage inference")
     st.plotly_chart(lineage.lineage_figure(graph, title), width="stretch", key=key)
     st.caption("Colours = families, edge width = affinity; labels give both cross-detection accuracies (0.5 = chance).")
 
 
 def ground_truth(names: list[str]) -> dict:
     """Known families and parents (the demo zoo writes them into its models' metadata); {} when unknown."""
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.scoring", "lineage inference")
     store = get_store()
     truth = lineage.truth_from_metadata({n: store.load(n).metadata or {} for n in names})
     return truth if len(truth.get("models", {})) == len(names) else {}
@@ -210,7 +210,7 @@ def truth_graph(truth: dict, result):
 
 def beside_truth(graph, truth: dict, result) -> None:
     """Inferred and true lineage side by side, with how well the one recovers the other."""
-    lineage = require("lineage.graph", "lineage inference")
+    lineage = require("lineage.scoring", "lineage inference")
     score = lineage.score_lineage(graph, truth)
     engine_score = lineage.score_lineage(lineage_graph(result, None, default_params()), truth)
     recall = score["parent_child_recall"]

@@ -66,17 +66,9 @@ def cmd_cross(args) -> int:
 
 
 def cmd_lineage(args) -> int:
-    from engine.lineage.graph import (
-        LineageParams,
-        families,
-        infer_lineage,
-        score_lineage,
-        to_graphml,
-        to_html,
-        to_node_link,
-        to_png,
-        truth_from_metadata,
-    )
+    from engine.lineage.export import to_graphml, to_html, to_node_link, to_png
+    from engine.lineage.infer import LineageParams, families, infer_lineage
+    from engine.lineage.scoring import score_lineage, truth_from_metadata
 
     store = open_store(args)
     fps = _load_models(store, args.names, need_tests=True)
@@ -248,7 +240,7 @@ def cmd_demo_info(args) -> int:
 
 def register(sub, add_common: Callable) -> None:
     """Add the lineage sub-commands to ``dif``'s argparse sub-parsers."""
-    from engine.lineage.graph import AFFINITIES, DEFAULT_EDGE_THRESHOLD, DEFAULT_FAMILY_THRESHOLD
+    from engine.lineage.infer import AFFINITIES, DEFAULT_EDGE_THRESHOLD, DEFAULT_FAMILY_THRESHOLD
 
     p = sub.add_parser("cross", help="cross-detection matrix: each model's detector on every model's held-out images")
     p.add_argument("names", nargs="+", help="stored model names")
