@@ -32,9 +32,9 @@ from engine.method.correlation import rho_matrix
 from engine.method.detect import decide, signed_score
 from engine.method.metrics import detection_metrics
 from engine.method.registry import features, fit, get_method, leave_one_out_rho
-from engine.provenance.watermark_match import mark_share, marked_copies, survey
+from engine.provenance.watermark_match import WatermarkSurvey, mark_share, marked_copies, survey
 from engine.residuals.compute import compute_residuals, residual_key
-from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
+from engine.residuals.registry import DEFAULT_EXTRACTOR, Extractor, get_extractor
 
 Progress = Callable[[str], None]
 
@@ -166,115 +166,44 @@ def run_bench(
     """
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
-    if not (root / cfg.real).is_dir():
-        raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
-    models = list(cfg.models) or sorted(
-        p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith(".")
-    )
-    if not models:
-        raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
+    models = _generator_names(cfg, root)
     _validate(cfg)
     device = default_device()
     extractor = get_extractor(cfg.extractor, device)
     cache = store.residuals if store is not None else None
     timings: dict = {}
+
+    def residuals(images: list) -> torch.Tensor:
+        return _residuals(images, extractor, cfg.border, cache, timings)
+
     rows: list[BenchRow] = []
     surveys: dict = {}
     pools = _pools(cfg, say)
     pool_info = {name: p.summary() for name, p in pools.items()}
-    pool_res = {
-        name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images
-    }
+    pool_res = {name: residuals(p.images) for name, p in pools.items() if p.images}
     real_files = list_images(root / cfg.real)
     total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
     fit_no = skipped_fits = 0
-    finished: dict[tuple, list[BenchRow]] = {}
-    for r in resume_rows or []:
-        row = BenchRow(**r)
-        finished.setdefault((row.model, row.method, row.train_size, row.repeat, row.train_variant), []).append(row)
+    finished = _rows_by_fit(resume_rows or [])
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
     # repeats outermost: a run stopped part-way still holds every generator's first repeat
     for repeat in range(cfg.repeats):
+        seed = repeat
         for model in models:
-            fake_files = list_images(root / model)
-            seed = repeat
-            real_half_f, real_test_f = split_half(real_files, seed)
-            fake_train_f, fake_test_f = split_half(fake_files, seed)
-            n_test = min(len(real_test_f), len(fake_test_f))  # equal classes; all generated ones when real suffice
-            real_test_f, fake_test_f = take(real_test_f, n_test, seed), take(fake_test_f, n_test, seed)
-            max_n = max(cfg.train_sizes)
-            real_train_f, fake_train_f = take(real_half_f, max_n, seed), take(fake_train_f, max_n, seed)
-            say(
-                f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and "
-                f"{len(real_test_f) + len(fake_test_f)} test images"
-            )
-            sets = {}
-            for key, files in (
-                ("real_train", real_train_f),
-                ("fake_train", fake_train_f),
-                ("real_test", real_test_f),
-                ("fake_test", fake_test_f),
-                ("real_half", real_half_f if cfg.reference_pool else []),
-            ):
-                images, bad = load_images(files, crop=cfg.crop)
-                for err in bad:
-                    say(f"skipped {err}")
-                sets[key] = images
-            found = survey(sets["fake_train"])
-            surveys.setdefault(model, []).append({"repeat": repeat, **found.to_dict()})
-            say(
-                f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images"
-                + (f" -> {found.generator}" if found.generator else "")
-            )
-            say(f"{model} repeat {repeat}: residuals ({cfg.extractor})")
-            res = {k: _residuals(v, extractor, cfg.border, cache, timings) for k, v in sets.items() if k != "real_half"}
-            probe_res = _residuals(marked_copies(sets["real_test"]), extractor, cfg.border, cache, timings)
-            fold_pools = dict(pool_res)
-            if cfg.reference_pool and sets["real_half"]:
-                # the user's own photos: here the whole real training half (scenes disjoint from the test half)
-                half_res = _residuals(sets["real_half"], extractor, cfg.border, cache, timings)
-                fold_pools["pool+train-half"] = (
-                    torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
-                )
-            test_res = {}
-            for pert in cfg.perturb:
-                if pert == "none":
-                    test_res[pert] = (res["real_test"], res["fake_test"])
-                else:
-                    test_res[pert] = (
-                        _residuals(perturb(sets["real_test"], pert), extractor, cfg.border, cache, timings),
-                        _residuals(perturb(sets["fake_test"], pert), extractor, cfg.border, cache, timings),
-                    )
+            fold = _prepare_fold(cfg, root / model, real_files, repeat, pool_res, residuals, say)
+            surveys.setdefault(model, []).append({"repeat": repeat, **fold.survey.to_dict()})
             for variant in cfg.train_variants:
-                if variant == "no-wm-match" and found.generator is None:
+                if variant == "no-wm-match" and fold.survey.generator is None:
                     say(f"{model}: no known watermark, so no-wm-match equals default; skipped")
                     continue
                 real_imgs, fake_imgs, matched = training_sets(
-                    variant, sets["real_train"], sets["fake_train"], found.generator, seed
+                    variant, fold.sets["real_train"], fold.sets["fake_train"], fold.survey.generator, seed
                 )
-                tr_all_r = _residuals(real_imgs, extractor, cfg.border, cache, timings)
-                tr_all_f = _residuals(fake_imgs, extractor, cfg.border, cache, timings)
+                tr_all_r, tr_all_f = residuals(real_imgs), residuals(fake_imgs)
                 for n in cfg.train_sizes:
-                    idx_r = torch.tensor(
-                        sorted(random.Random(seed + 7).sample(range(tr_all_r.shape[0]), min(n, tr_all_r.shape[0])))
-                    )
-                    idx_f = torch.tensor(
-                        sorted(random.Random(seed + 8).sample(range(tr_all_f.shape[0]), min(n, tr_all_f.shape[0])))
-                    )
-                    tr_r, tr_f = tr_all_r[idx_r], tr_all_f[idx_f]
+                    tr_r, tr_f = _subsample(tr_all_r, n, seed + 7), _subsample(tr_all_f, n, seed + 8)
                     for method in cfg.methods:
-                        config = TrainConfig(
-                            method=method,
-                            steps=cfg.steps,
-                            crop=cfg.crop,
-                            border=cfg.border,
-                            extractor=cfg.extractor,
-                            seed=seed,
-                            loss=cfg.loss,
-                            margin=cfg.margin,
-                            lr=cfg.lr,
-                        )
                         fit_no += 1
                         key = (model, method, n, repeat, variant)
                         if key in finished:
@@ -291,6 +220,7 @@ def run_bench(
                             f"fit {fit_no}/{total_fits}: {model} repeat {repeat} "
                             f"[{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
                         )
+                        config = _train_config(cfg, method, seed)
                         result = fit(
                             method, tr_r, tr_f, config, device, on_step if get_method(method).learned else None
                         )
@@ -306,38 +236,161 @@ def run_bench(
                                 result,
                                 tr_r,
                                 tr_f,
-                                test_res,
-                                probe_res,
-                                fold_pools,
+                                fold.test_res,
+                                fold.probe_res,
+                                fold.pools,
                             )
                         if checkpoint is not None:
                             checkpoint([asdict(r) for r in rows])
-    env = {
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "extractor_id": extractor.cache_id,
-    }
     timings["fits_not_run"] = skipped_fits
     if skipped_fits:
         say(f"time limit reached: {skipped_fits} of {total_fits} fits not run; the summary covers the rest")
-    if timings.get("residual_images"):
-        timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
-    dif_rows = [
-        r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation
-    ]
-    if dif_rows:
-        timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / cfg.steps
+    _per_unit_timings(timings, rows, cfg.steps)
     return {
         "config": asdict(cfg),
-        "environment": env,
+        "environment": _environment(device, extractor),
         "timings": timings,
         "watermark_surveys": surveys,
         "reference_pools": pool_info,
         "rows": [asdict(r) for r in rows],
         "summary": summarize(rows),
     }
+
+
+def _generator_names(cfg: BenchConfig, root: Path) -> list[str]:
+    """The generator folders to run: the configured ones, else every folder of ROOT but the real one."""
+    if not (root / cfg.real).is_dir():
+        raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
+    models = list(cfg.models) or sorted(
+        p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith(".")
+    )
+    if not models:
+        raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
+    return models
+
+
+def _rows_by_fit(resume_rows: list[dict]) -> dict[tuple, list[BenchRow]]:
+    """An earlier run's rows by fit (model, method, train size, repeat, variant), to reuse instead of refitting."""
+    finished: dict[tuple, list[BenchRow]] = {}
+    for r in resume_rows:
+        row = BenchRow(**r)
+        finished.setdefault((row.model, row.method, row.train_size, row.repeat, row.train_variant), []).append(row)
+    return finished
+
+
+@dataclass
+class _Fold:
+    """One generator's seeded split for one repeat: the images by role and the residuals every fit reuses."""
+
+    sets: dict[str, list]  # real_train, fake_train, real_test, fake_test, real_half
+    survey: WatermarkSurvey  # known watermarks in the generated training images
+    test_res: dict[str, tuple[torch.Tensor, torch.Tensor]]  # perturbation -> (real, generated) test residuals
+    probe_res: torch.Tensor  # held-out real photos with the SD watermark embedded
+    pools: dict[str, torch.Tensor]  # real sets that calibrate mu_real, by name
+
+
+def _prepare_fold(
+    cfg: BenchConfig,
+    fake_dir: Path,
+    real_files: list,
+    repeat: int,
+    pool_res: dict[str, torch.Tensor],
+    residuals: Callable[[list], torch.Tensor],
+    say: Progress,
+) -> _Fold:
+    """Split, load, survey for watermarks and compute the residuals of one generator's fold (seeded by the repeat)."""
+    model = fake_dir.name
+    files = _fold_files(real_files, list_images(fake_dir), repeat, max(cfg.train_sizes))
+    if not cfg.reference_pool:
+        files["real_half"] = []
+    say(
+        f"{model} repeat {repeat}: loading {len(files['real_train']) + len(files['fake_train'])} train and "
+        f"{len(files['real_test']) + len(files['fake_test'])} test images"
+    )
+    sets = {}
+    for key, role_files in files.items():
+        images, bad = load_images(role_files, crop=cfg.crop)
+        for err in bad:
+            say(f"skipped {err}")
+        sets[key] = images
+    found = survey(sets["fake_train"])
+    say(
+        f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images"
+        + (f" -> {found.generator}" if found.generator else "")
+    )
+    say(f"{model} repeat {repeat}: residuals ({cfg.extractor})")
+    res = {k: residuals(v) for k, v in sets.items() if k != "real_half"}
+    probe_res = residuals(marked_copies(sets["real_test"]))
+    pools = dict(pool_res)
+    if cfg.reference_pool and sets["real_half"]:
+        # the user's own photos: here the whole real training half (scenes disjoint from the test half)
+        half_res = residuals(sets["real_half"])
+        pools["pool+train-half"] = torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
+    test_res = {}
+    for pert in cfg.perturb:
+        if pert == "none":
+            test_res[pert] = (res["real_test"], res["fake_test"])
+        else:
+            test_res[pert] = (
+                residuals(perturb(sets["real_test"], pert)),
+                residuals(perturb(sets["fake_test"], pert)),
+            )
+    return _Fold(sets, found, test_res, probe_res, pools)
+
+
+def _fold_files(real_files: list, fake_files: list, seed: int, max_n: int) -> dict[str, list]:
+    """Seeded group-aware halves; equal test classes (all generated ones when real suffice); up to max_n to train."""
+    real_half, real_test = split_half(real_files, seed)
+    fake_train, fake_test = split_half(fake_files, seed)
+    n_test = min(len(real_test), len(fake_test))
+    return {
+        "real_train": take(real_half, max_n, seed),
+        "fake_train": take(fake_train, max_n, seed),
+        "real_test": take(real_test, n_test, seed),
+        "fake_test": take(fake_test, n_test, seed),
+        "real_half": real_half,
+    }
+
+
+def _subsample(residuals: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """A seeded subset of n training residuals (all of them when there are fewer), in their original order."""
+    count = residuals.shape[0]
+    return residuals[torch.tensor(sorted(random.Random(seed).sample(range(count), min(n, count))))]
+
+
+def _train_config(cfg: BenchConfig, method: str, seed: int) -> TrainConfig:
+    return TrainConfig(
+        method=method,
+        steps=cfg.steps,
+        crop=cfg.crop,
+        border=cfg.border,
+        extractor=cfg.extractor,
+        seed=seed,
+        loss=cfg.loss,
+        margin=cfg.margin,
+        lr=cfg.lr,
+    )
+
+
+def _environment(device: torch.device, extractor: Extractor) -> dict:
+    return {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "extractor_id": extractor.cache_id,
+    }
+
+
+def _per_unit_timings(timings: dict, rows: list[BenchRow], steps: int) -> None:
+    """Residual seconds per image and DIF training seconds per step (first perturbation and statistic only)."""
+    if timings.get("residual_images"):
+        timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
+    dif_rows = [
+        r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation
+    ]
+    if dif_rows:
+        timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / steps
 
 
 def _rho(method: str, tensor: torch.Tensor, residuals: torch.Tensor, mode: str) -> np.ndarray:
