@@ -9,7 +9,6 @@ every method and train size reuses them, so a second run costs only training.
 
 from __future__ import annotations
 
-import platform
 import random
 import statistics
 import time
@@ -20,11 +19,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine.bench.summary import mean_and_std_by_group
 from engine.data.images import list_images, load_images
 from engine.data.perturb import PERTURBATIONS, perturb
 from engine.data.reference_pool import build_pool
 from engine.data.splits import split_half, take
-from engine.device import default_device, describe_device
+from engine.device import default_device, environment
 from engine.errors import ConfigError
 from engine.method.calibration import pool_calibration
 from engine.method.config import TrainConfig
@@ -34,7 +34,7 @@ from engine.method.metrics import detection_metrics
 from engine.method.registry import features, fit, get_method, leave_one_out_rho
 from engine.provenance.watermark_match import WatermarkSurvey, mark_share, marked_copies, survey
 from engine.residuals.compute import compute_residuals, residual_key
-from engine.residuals.registry import DEFAULT_EXTRACTOR, Extractor, get_extractor
+from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
 
 Progress = Callable[[str], None]
 
@@ -47,10 +47,10 @@ class BenchConfig:
     train_sizes: tuple[int, ...] = (16, 32, 64)
     methods: tuple[str, ...] = ("dif", "marra18", "joslin20")
     repeats: int = 1
-    steps: int = 300
+    steps: int = TrainConfig.steps
     extractor: str = DEFAULT_EXTRACTOR
-    crop: int = 256
-    border: int = 8
+    crop: int = TrainConfig.crop
+    border: int = TrainConfig.border
     correlations: tuple[str, ...] = ("plain",)  # detection statistics evaluated on each trained fingerprint
     perturb: tuple[str, ...] = ("none",)
     train_variants: tuple[str, ...] = ("default",)  # see TRAIN_VARIANTS
@@ -248,7 +248,7 @@ def run_bench(
     _per_unit_timings(timings, rows, cfg.steps)
     return {
         "config": asdict(cfg),
-        "environment": _environment(device, extractor),
+        "environment": {**environment(device), "extractor_id": extractor.cache_id},
         "timings": timings,
         "watermark_surveys": surveys,
         "reference_pools": pool_info,
@@ -370,16 +370,6 @@ def _train_config(cfg: BenchConfig, method: str, seed: int) -> TrainConfig:
         margin=cfg.margin,
         lr=cfg.lr,
     )
-
-
-def _environment(device: torch.device, extractor: Extractor) -> dict:
-    return {
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "extractor_id": extractor.cache_id,
-    }
 
 
 def _per_unit_timings(timings: dict, rows: list[BenchRow], steps: int) -> None:
@@ -505,31 +495,26 @@ def _flat(row: BenchRow) -> dict[str, float]:
     return out
 
 
+def _measured(value) -> bool:
+    """A number that was measured: not missing (None) and not NaN."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
 def summarize(rows: list[BenchRow]) -> list[dict]:
     """Mean and spread (sample std over repeats) per (model, method, train size, variant, perturbation, statistic)."""
-    groups: dict[tuple, list[BenchRow]] = {}
-    for r in rows:
-        groups.setdefault((r.model, r.method, r.train_size, r.train_variant, r.perturb, r.correlation), []).append(r)
-    out = []
-    for (model, method, n, variant, pert, mode), rs in groups.items():
-        entry = {
-            "model": model,
-            "method": method,
-            "train_size": n,
-            "train_variant": variant,
+    return mean_and_std_by_group(
+        rows,
+        group=lambda r: (r.model, r.method, r.train_size, r.train_variant, r.perturb, r.correlation),
+        describe=lambda rs: {
+            "model": rs[0].model,
+            "method": rs[0].method,
+            "train_size": rs[0].train_size,
+            "train_variant": rs[0].train_variant,
             "wm_matched": any(r.wm_matched for r in rs),
-            "perturb": pert,
-            "correlation": mode,
+            "perturb": rs[0].perturb,
+            "correlation": rs[0].correlation,
             "repeats": len(rs),
-        }
-        flats = [_flat(r) for r in rs]
-        for key in flats[0]:
-            vals = [
-                f[key] for f in flats if f.get(key) is not None and not (isinstance(f[key], float) and np.isnan(f[key]))
-            ]
-            if not vals:
-                continue
-            entry[key] = statistics.mean(vals)
-            entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        out.append(entry)
-    return out
+        },
+        numbers=_flat,
+        counts=_measured,
+    )
