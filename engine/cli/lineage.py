@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.cli.common import open_store, print_json, progress_bar
+from engine.cli.common import add_table_format, open_store, print_json, progress_bar
 from engine.errors import ConfigError
 
 
@@ -244,9 +244,7 @@ def register(sub, add_common: Callable) -> None:
 
     p = sub.add_parser("cross", help="cross-detection matrix: each model's detector on every model's held-out images")
     p.add_argument("names", nargs="+", help="stored model names")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    add_table_format(p)
     add_common(p)
     p.set_defaults(func=cmd_cross)
 
