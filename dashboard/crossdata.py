@@ -7,22 +7,16 @@ models, is instant. Progress is shown only when the matrix is actually computed.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Sequence
 
 import streamlit as st
 
-from dashboard.optional import engine_module
 from dashboard.state import get_store, memo, store_root
 from engine.errors import ConfigError
+from engine.lineage.cross import CrossResult, cross_detect
+from engine.lineage.infer import LineageParams, families, infer_lineage
 from engine.storage.fingerprint import Fingerprint
-
-
-def require(name: str, feature: str):
-    """The engine module or a one-line ConfigError saying this install lacks the feature."""
-    module = engine_module(name)
-    if module is None:
-        raise ConfigError(f"{feature} is not available in this install (engine.{name} is missing)")
-    return module
 
 
 def load_models(names: Sequence[str]) -> list[Fingerprint]:
@@ -54,13 +48,12 @@ def cross_for(names: Sequence[str]):
     """CrossResult for ``names`` (in that order), computed once per process per set of trained models."""
     if len(names) < 1:
         raise ConfigError("select at least one model")
-    cross = require("lineage.cross", "cross-detection")
     fps = load_models(names)
     key = (store_root(), tuple((fp.name, fp.train_key) for fp in fps))
     table = memo("cross")
     hit = table.peek(key)
     if hit is not None:
-        return cross.CrossResult.from_dict(hit)
+        return CrossResult.from_dict(hit)
     box = st.empty()
     bar = box.progress(0.0, text=f"Cross-detection of {len(fps)} models...")
 
@@ -69,31 +62,33 @@ def cross_for(names: Sequence[str]):
         stage = f"{args[0]}: " if len(args) > 2 else ""
         bar.progress(min(1.0, float(done) / max(float(total), 1.0)), text=f"Cross-detection, {stage}{done}/{total}")
 
-    result = table.get_or_compute(key, lambda: cross.cross_detect(fps, store=get_store(), progress=progress).to_dict())
+    result = table.get_or_compute(key, lambda: cross_detect(fps, store=get_store(), progress=progress).to_dict())
     box.empty()
-    return cross.CrossResult.from_dict(result)
+    return CrossResult.from_dict(result)
+
+
+def cross_noting_left_out(names: Sequence[str]) -> CrossResult | None:
+    """CrossResult of the models among ``names`` with held-out test images (a warning names the others); None
+    when none has them. The one way a page turns a selection into a matrix."""
+    chosen, missing = with_test_sets(names)
+    if missing:
+        st.warning(left_out_note(missing))
+    return cross_for(chosen) if chosen else None
 
 
 def default_params() -> dict[str, Any]:
     """The engine's default lineage thresholds as a plain dict."""
-    lineage = require("lineage.graph", "lineage inference")
-    from dataclasses import asdict
-
-    return asdict(lineage.LineageParams())
+    return asdict(LineageParams())
 
 
 def lineage_graph(cross_result, metadata: dict[str, dict] | None, params: dict[str, Any]):
-    lineage = require("lineage.graph", "lineage inference")
-    return lineage.infer_lineage(cross_result, metadata, lineage.LineageParams(**params))
+    return infer_lineage(cross_result, metadata, LineageParams(**params))
 
 
 def family_groups(cross_result) -> list[list[str]]:
-    """Families (as name lists, largest first) under the default thresholds; singletons when unavailable."""
-    lineage = engine_module("lineage.graph")
-    if lineage is None:
-        return [[n] for n in cross_result.names]
+    """Families (as name lists, largest first) under the default thresholds."""
     graph = lineage_graph(cross_result, None, default_params())
-    groups = [sorted(group) for group in lineage.families(graph)]
+    groups = [sorted(group) for group in families(graph)]
     return sorted(groups, key=lambda g: (-len(g), g[0] if g else ""))
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dashboard.optional import engine_module
 from dashboard.state import demo_enabled, get_store, store_root
 from dashboard.ui import error_line
+from engine.zoo.demo import build_demo
 
 
 @dataclass
@@ -35,7 +35,7 @@ class DemoJob:
     def run(self) -> None:
         start = time.time()
         try:
-            engine_module("zoo.demo").build_demo(get_store(), progress=self.progress)
+            build_demo(get_store(), progress=self.progress)
         except Exception as exc:  # reported in the page; the dashboard still serves the store as it is
             self.error = error_line(exc)
         finally:
@@ -52,7 +52,7 @@ def _demo_job(root: str) -> DemoJob:
 
 def ensure_demo(poll: float = 0.5) -> None:
     """Show the build's progress until the demo zoo is in the store (no-op when disabled or done)."""
-    if not demo_enabled() or engine_module("zoo.demo") is None:
+    if not demo_enabled():
         return
     job = _demo_job(store_root())
     if not job.finished.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -21,6 +22,16 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def environment(device: torch.device) -> dict:
+    """What a benchmark's numbers were measured on, written beside them in its results."""
+    return {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -117,7 +117,7 @@ def test_models_of_different_crops_share_one_matrix(zoo, tmp_path):
 
     from engine.api import train_fingerprint
     from engine.data.images import load_image
-    from engine.lineage.graph import infer_lineage
+    from engine.lineage.infer import infer_lineage
     from engine.method.config import TrainConfig
 
     store, fps, _ = zoo

@@ -109,12 +109,6 @@ def no_errors(at) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-def needs(module: str):
-    from dashboard.optional import engine_module
-
-    return pytest.mark.skipif(engine_module(module) is None, reason=f"engine.{module} not installed yet")
-
-
 def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -225,7 +219,6 @@ def test_import_rejects_garbage_with_one_line(tiny):
     assert at.dataframe[0].value.shape[0] == 3
 
 
-@needs("lineage.cross")
 def test_cross_page_heatmap(tiny):
     at = app_on("views/cross.py")
     no_errors(at)
@@ -251,7 +244,6 @@ def test_cross_page_heatmap(tiny):
     assert min(at_("gen0", "gen0-ft"), at_("gen0-ft", "gen0")) >= 85, z
 
 
-@needs("lineage.cross")
 def test_cross_page_no_models_selected_is_one_error(tiny):
     at = app_on("views/cross.py")
     at.multiselect(key="cross_models").set_value([]).run()
@@ -259,7 +251,6 @@ def test_cross_page_no_models_selected_is_one_error(tiny):
     assert len(at.error) == 1 and "No models selected" in at.error[0].value
 
 
-@needs("lineage.graph")
 def test_lineage_share_round_trip(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)
@@ -287,7 +278,6 @@ def test_lineage_bad_report_is_one_error(tiny):
     assert len(at.error) == 1 and "invalid name" in at.error[0].value
 
 
-@needs("lineage.attribution")
 def test_attribute_ranks_generator_first(tiny):
     at = app_on("views/attribute.py")
     no_errors(at)

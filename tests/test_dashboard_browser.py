@@ -164,10 +164,6 @@ def test_models_address_answers(server, browser):
 
 
 def test_attribute_upload_ranks_its_model_first(server, browser):
-    from dashboard.optional import engine_module
-
-    if engine_module("lineage.attribution") is None:
-        pytest.skip("engine.lineage.attribution not installed yet")
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     _open(page, server["url"] + "/attribute", "Attribute")
     image = sorted(server["fake_dirs"]["gen1"].glob("*.png"))[-1]
@@ -188,10 +184,6 @@ def test_attribute_upload_ranks_its_model_first(server, browser):
 
 
 def test_lineage_share_link_opens_same_view(server, browser):
-    from dashboard.optional import engine_module
-
-    if engine_module("lineage.graph") is None or engine_module("lineage.cross") is None:
-        pytest.skip("engine.lineage.cross / engine.lineage.graph not installed yet")
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     _open(page, server["url"] + "/lineage", "Lineage")
     _no_traceback(page)

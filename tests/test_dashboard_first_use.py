@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
-from test_dashboard import app_on, needs, no_errors, tiny  # noqa: F401 (tiny is a fixture)
+from test_dashboard import app_on, no_errors, tiny  # noqa: F401 (tiny is a fixture)
 
 
 @pytest.fixture()
@@ -79,8 +79,6 @@ def recording(monkeypatch):
 
 
 # ------------------------------------------------------------------ point 2
-@needs("lineage.cross")
-@needs("lineage.graph")
 def test_a_model_without_held_out_images_is_left_out_not_fatal(store_copy):
     """Point 2: one upload-trained model without test files used to replace both pages by one error."""
     _add_copy(store_copy, "gen1", "newcomer", test_files={}, test_metrics={})
@@ -93,7 +91,6 @@ def test_a_model_without_held_out_images_is_left_out_not_fatal(store_copy):
 
 
 # ------------------------------------------------------------------ point 3
-@needs("lineage.attribution")
 def test_headline_gives_confidence_and_flags_a_near_tie(tiny, store_copy):
     """Point 3: the verdict carries its calibrated confidence; two models claiming alike are a near-tie."""
     at = app_on("views/attribute.py")
@@ -110,7 +107,6 @@ def test_headline_gives_confidence_and_flags_a_near_tie(tiny, store_copy):
     assert any("**near-tie**" in h and "margin 0.000" in h for h in head), head
 
 
-@needs("lineage.attribution")
 def test_provenance_disagreement_is_in_the_headline(tiny):
     """Point 3: generation parameters naming Stable Diffusion, fingerprint says gen1: said in the headline."""
     name, data, _ = _gen_png(tiny)
@@ -128,7 +124,6 @@ def test_provenance_disagreement_is_in_the_headline(tiny):
 
 
 # ---------------------------------------------------- batch summary, case report, EXIF table, zero-byte upload
-@needs("lineage.attribution")
 def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     """Point 7 and What-to-build: 15 images give one summary table (+ CSV, + case report), details one at a
     time; a zero-byte upload is named by its file name."""
@@ -165,7 +160,6 @@ def test_batch_summary_csv_case_report_and_empty_file(tiny, recording):
     assert f"engine {__version__}" in report and "held-out accuracy" in report and "gen0-ft" in report
 
 
-@needs("lineage.attribution")
 def test_exif_is_a_table_and_the_analysed_region_is_named(tiny):
     """EXIF as rows of a table (not JSON); point 5: the caption says which region was analysed."""
     from skimage import data
@@ -252,7 +246,6 @@ def demo_store(tmp_path_factory):
     return root
 
 
-@needs("lineage.graph")
 def test_demo_lineage_shows_truth_and_recovers_its_families(demo_store, monkeypatch):
     """Point 6: the demo zoo's truth beside the inferred graph, with ARI and recall; the page's defaults
     recover the three families (the engine's 0.70 gave ARI 0.50, as the issue reported)."""
@@ -288,7 +281,6 @@ def test_landing_section_samples_attribute_in_one_click(tiny):
     assert any("true sources:" in i.value for i in at.info)  # so the verdict can be checked
 
 
-@needs("lineage.graph")
 def test_lineage_sliders_explain_themselves_and_bad_report_has_a_way_back(tiny):
     at = app_on("views/lineage.py")
     no_errors(at)
@@ -303,7 +295,6 @@ def test_lineage_sliders_explain_themselves_and_bad_report_has_a_way_back(tiny):
     assert len(bad.get("plotly_chart")) == 1
 
 
-@needs("lineage.cross")
 def test_heatmap_says_balanced_accuracy_and_chance(tiny):
     at = app_on("views/cross.py")
     no_errors(at)

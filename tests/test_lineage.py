@@ -11,20 +11,10 @@ from PIL import Image
 
 from engine.errors import ConfigError
 from engine.lineage.cross import CrossResult
-from engine.lineage.graph import (
-    LineageParams,
-    adjusted_rand_index,
-    affinity_matrix,
-    families,
-    from_node_link,
-    infer_lineage,
-    lineage_figure,
-    score_lineage,
-    to_graphml,
-    to_html,
-    to_node_link,
-    to_png,
-)
+from engine.lineage.export import from_node_link, to_graphml, to_html, to_node_link, to_png
+from engine.lineage.figure import lineage_figure
+from engine.lineage.infer import LineageParams, affinity_matrix, families, infer_lineage
+from engine.lineage.scoring import adjusted_rand_index, score_lineage
 
 NAMES = ["a", "a1", "a2", "b", "b1", "c"]
 # a -> a1 -> a2 (a2 closest to a1), b -> b1, c alone; b's detector is broad: it flags c's images (asymmetric)
@@ -163,15 +153,15 @@ def test_html_png_and_figure(tmp_path):
         rgb = np.asarray(im.convert("RGB"))
         assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 10  # something was drawn
     # issue 13: a legend below the graph, one colour swatch per family (the old PNG had none)
-    from engine.lineage.graph import _palette, families
+    from engine.lineage.layout import palette
 
     legend = rgb[-130:].reshape(-1, 3)
     for f in range(len(families(g))):
-        colour = np.array([int(_palette(f)[i : i + 2], 16) for i in (1, 3, 5)])
+        colour = np.array([int(palette(f)[i : i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(legend.astype(int) - colour).sum(axis=1) == 0).sum() > 50, f
     from PIL import ImageFont
 
-    from engine.lineage.graph import PNG_FONT_SIZE
+    from engine.lineage.export import PNG_FONT_SIZE
 
     font = ImageFont.load_default(size=PNG_FONT_SIZE)
     assert (
@@ -186,7 +176,7 @@ def test_lineage_recovers_the_tiny_zoo_families():
     from zoo_fixtures import tiny_zoo
 
     from engine.lineage.cross import cross_detect
-    from engine.lineage.graph import truth_from_metadata
+    from engine.lineage.scoring import truth_from_metadata
 
     store, manifest = tiny_zoo()
     fps = [store.load(n) for n in manifest["models"]]

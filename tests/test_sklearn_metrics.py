@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.lineage.graph import adjusted_rand_index
+from engine.lineage.scoring import adjusted_rand_index
 from engine.method.metrics import average_precision, roc_auc
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard.crossdata import load_models, require
+from dashboard.crossdata import load_models
 from dashboard.figures import enlarge, ranking_bars, spectrum8, to_rgb8, with_boxes
 from dashboard.imagemeta import image_metadata, metadata_rows
 from dashboard.state import get_store
@@ -21,6 +21,7 @@ from dashboard.uploads import SAMPLES_KEY, ServerFile, read_uploads
 from engine.api import residuals_of
 from engine.data.tiles import centre_box
 from engine.errors import ConfigError
+from engine.lineage.attribution import attribute
 from engine.lineage.case_report import Verdict, case_report_html, summarise
 from engine.provenance.signals import compare, read_provenance
 
@@ -34,12 +35,9 @@ def attributions(images, names: list[str], raw: dict[str, bytes]):
     key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps))
     cache = st.session_state.setdefault("attr_results", {})
     if key not in cache:
-        attribution = require("lineage.attribution", "attribution")
         with st.spinner(f"Scoring {len(images)} image(s) against {len(fps)} models..."):
             cache.clear()  # keep one result set per session: uploads are not hoarded in memory
-            cache[key] = attribution.attribute(
-                images, fps, store=get_store(), data=[raw.get(im.source) for im in images]
-            )
+            cache[key] = attribute(images, fps, store=get_store(), data=[raw.get(im.source) for im in images])
     return cache[key], fps
 
 

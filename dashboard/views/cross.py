@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.crossdata import cross_for, family_groups, family_order, left_out_note, with_test_sets
+from dashboard.crossdata import cross_for, cross_noting_left_out, family_groups, family_order, with_test_sets
 from dashboard.figures import heatmap
 from dashboard.state import get_store
 from dashboard.ui import guarded
@@ -39,12 +39,9 @@ def pick_models(names: list[str]) -> list[str]:
 
 
 def show_matrix(chosen: list[str]) -> None:
-    chosen, missing = with_test_sets(chosen)
-    if missing:
-        st.warning(left_out_note(missing))
-    if not chosen:
+    result = cross_noting_left_out(chosen)
+    if result is None:
         return
-    result = cross_for(chosen)
     order = family_order(result)
     idx = [result.names.index(n) for n in order]
     acc = np.asarray(result.accuracy, dtype=float)[np.ix_(idx, idx)]

@@ -10,11 +10,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.crossdata import cross_for, default_params, left_out_note, lineage_graph, require, with_test_sets
-from dashboard.optional import engine_module
+from dashboard.crossdata import cross_noting_left_out, default_params, lineage_graph
 from dashboard.reports import load_view, save_view
 from dashboard.state import get_store
 from dashboard.ui import guarded
+from engine.lineage.cross import CrossResult
+from engine.lineage.export import to_graphml, to_html, to_node_link, to_png
+from engine.lineage.figure import lineage_figure
+from engine.lineage.infer import AFFINITIES
+from engine.lineage.scoring import score_lineage, truth_from_metadata
+from engine.zoo.demo import DEMO_FAMILY_THRESHOLD
+from engine.zoo.demo import MODELS as DEMO_MODELS
 
 META_FIELDS = ("release_date", "base_model", "notes")
 
@@ -77,7 +83,7 @@ def threshold_inputs(initial: dict[str, Any], prefix: str = "lin") -> dict[str, 
                 help=SLIDER_HELP[field],
             )
     if "affinity" in params:
-        options = list(require("lineage.graph", "lineage inference").AFFINITIES)
+        options = list(AFFINITIES)
         current = params["affinity"] if params["affinity"] in options else options[0]
         params["affinity"] = c3.selectbox(
             "affinity", options, index=options.index(current), key=f"{prefix}_affinity", help=AFFINITY_HELP
@@ -107,24 +113,23 @@ def edge_table(graph) -> None:
 
 
 def exports(graph) -> None:
-    lineage = require("lineage.graph", "lineage inference")
     c1, c2, c3, c4 = st.columns(4)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lineage.graphml"
-        lineage.to_graphml(graph, path)
+        to_graphml(graph, path)
         c1.download_button(
             "GraphML", data=path.read_bytes(), file_name="lineage.graphml", mime="application/xml", key="exp_graphml"
         )
     c2.download_button(
         "JSON",
-        data=json.dumps(lineage.to_node_link(graph), indent=2, default=str).encode(),
+        data=json.dumps(to_node_link(graph), indent=2, default=str).encode(),
         file_name="lineage.json",
         mime="application/json",
         key="exp_json",
     )
     c3.download_button(
         "HTML",
-        data=lineage.to_html(graph, "DIF lineage").encode(),
+        data=to_html(graph, "DIF lineage").encode(),
         file_name="lineage.html",
         mime="text/html",
         key="exp_html",
@@ -132,7 +137,7 @@ def exports(graph) -> None:
     with guarded("PNG export"):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "lineage.png"
-            lineage.to_png(graph, path)
+            to_png(graph, path)
             c4.download_button("PNG", data=path.read_bytes(), file_name="lineage.png", mime="image/png", key="exp_png")
 
 
@@ -155,25 +160,22 @@ def share_url(report_id: str) -> str:
 
 
 def draw(graph, title: str = "Model lineage", key: str = "lin_graph") -> None:
-    lineage = require("lineage.graph", "lineage inference")
-    st.plotly_chart(lineage.lineage_figure(graph, title), width="stretch", key=key)
+    st.plotly_chart(lineage_figure(graph, title), width="stretch", key=key)
     st.caption("Colours = families, edge width = affinity; labels give both cross-detection accuracies (0.5 = chance).")
 
 
 def ground_truth(names: list[str]) -> dict:
     """Known families and parents (the demo zoo writes them into its models' metadata); {} when unknown."""
-    lineage = require("lineage.graph", "lineage inference")
     store = get_store()
-    truth = lineage.truth_from_metadata({n: store.load(n).metadata or {} for n in names})
+    truth = truth_from_metadata({n: store.load(n).metadata or {} for n in names})
     return truth if len(truth.get("models", {})) == len(names) else {}
 
 
 def page_defaults(names: list[str], truth: dict) -> dict[str, Any]:
     """The engine's thresholds, or for the demo zoo the family threshold measured to recover its truth."""
     params = default_params()
-    zoo = engine_module("zoo.demo")
-    if truth and zoo is not None and set(names) <= {m.name for m in zoo.MODELS}:
-        params["family_threshold"] = zoo.DEMO_FAMILY_THRESHOLD
+    if truth and set(names) <= {m.name for m in DEMO_MODELS}:
+        params["family_threshold"] = DEMO_FAMILY_THRESHOLD
     return params
 
 
@@ -210,9 +212,8 @@ def truth_graph(truth: dict, result):
 
 def beside_truth(graph, truth: dict, result) -> None:
     """Inferred and true lineage side by side, with how well the one recovers the other."""
-    lineage = require("lineage.graph", "lineage inference")
-    score = lineage.score_lineage(graph, truth)
-    engine_score = lineage.score_lineage(lineage_graph(result, None, default_params()), truth)
+    score = score_lineage(graph, truth)
+    engine_score = score_lineage(lineage_graph(result, None, default_params()), truth)
     recall = score["parent_child_recall"]
     c1, c2, c3 = st.columns(3)
     c1.metric(
@@ -258,12 +259,10 @@ def live_view() -> None:
     if not chosen:
         st.error("No models selected: pick at least one model.")
         return
-    chosen, missing = with_test_sets(chosen)
-    if missing:
-        st.warning(left_out_note(missing))
-    if not chosen:
+    result = cross_noting_left_out(chosen)
+    if result is None:
         return
-    result = cross_for(chosen)
+    chosen = list(result.names)
     truth = ground_truth(chosen)
     params = threshold_inputs(page_defaults(chosen, truth))
     with st.expander("Metadata (orients edges)", expanded=False):
@@ -293,9 +292,8 @@ def live_view() -> None:
 
 def report_view(report_id: str) -> None:
     payload = load_view(get_store(), report_id)
-    cross = require("lineage.cross", "cross-detection")
     st.info(f"Shared report `{report_id}` saved {payload.get('created', '')}: {len(payload['models'])} models.")
-    result = cross.CrossResult.from_dict(payload["cross"])
+    result = CrossResult.from_dict(payload["cross"])
     params = threshold_inputs({**default_params(), **payload.get("params", {})}, prefix=f"rep_{report_id}")
     with st.expander("Metadata (orients edges)", expanded=False):
         metadata = metadata_editor(

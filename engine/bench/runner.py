@@ -9,7 +9,6 @@ every method and train size reuses them, so a second run costs only training.
 
 from __future__ import annotations
 
-import platform
 import random
 import statistics
 import time
@@ -20,11 +19,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine.bench.summary import mean_and_std_by_group
 from engine.data.images import list_images, load_images
 from engine.data.perturb import PERTURBATIONS, perturb
 from engine.data.reference_pool import build_pool
 from engine.data.splits import split_half, take
-from engine.device import default_device, describe_device
+from engine.device import default_device, environment
 from engine.errors import ConfigError
 from engine.method.calibration import pool_calibration
 from engine.method.config import TrainConfig
@@ -32,7 +32,7 @@ from engine.method.correlation import rho_matrix
 from engine.method.detect import decide, signed_score
 from engine.method.metrics import detection_metrics
 from engine.method.registry import features, fit, get_method, leave_one_out_rho
-from engine.provenance.watermark_match import mark_share, marked_copies, survey
+from engine.provenance.watermark_match import WatermarkSurvey, mark_share, marked_copies, survey
 from engine.residuals.compute import compute_residuals, residual_key
 from engine.residuals.registry import DEFAULT_EXTRACTOR, get_extractor
 
@@ -47,10 +47,10 @@ class BenchConfig:
     train_sizes: tuple[int, ...] = (16, 32, 64)
     methods: tuple[str, ...] = ("dif", "marra18", "joslin20")
     repeats: int = 1
-    steps: int = 300
+    steps: int = TrainConfig.steps
     extractor: str = DEFAULT_EXTRACTOR
-    crop: int = 256
-    border: int = 8
+    crop: int = TrainConfig.crop
+    border: int = TrainConfig.border
     correlations: tuple[str, ...] = ("plain",)  # detection statistics evaluated on each trained fingerprint
     perturb: tuple[str, ...] = ("none",)
     train_variants: tuple[str, ...] = ("default",)  # see TRAIN_VARIANTS
@@ -166,115 +166,44 @@ def run_bench(
     """
     say = progress or (lambda msg: None)
     root = Path(cfg.data)
-    if not (root / cfg.real).is_dir():
-        raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
-    models = list(cfg.models) or sorted(
-        p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith(".")
-    )
-    if not models:
-        raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
+    models = _generator_names(cfg, root)
     _validate(cfg)
     device = default_device()
     extractor = get_extractor(cfg.extractor, device)
     cache = store.residuals if store is not None else None
     timings: dict = {}
+
+    def residuals(images: list) -> torch.Tensor:
+        return _residuals(images, extractor, cfg.border, cache, timings)
+
     rows: list[BenchRow] = []
     surveys: dict = {}
     pools = _pools(cfg, say)
     pool_info = {name: p.summary() for name, p in pools.items()}
-    pool_res = {
-        name: _residuals(p.images, extractor, cfg.border, cache, timings) for name, p in pools.items() if p.images
-    }
+    pool_res = {name: residuals(p.images) for name, p in pools.items() if p.images}
     real_files = list_images(root / cfg.real)
     total_fits = len(models) * cfg.repeats * len(cfg.train_variants) * len(cfg.train_sizes) * len(cfg.methods)
     fit_no = skipped_fits = 0
-    finished: dict[tuple, list[BenchRow]] = {}
-    for r in resume_rows or []:
-        row = BenchRow(**r)
-        finished.setdefault((row.model, row.method, row.train_size, row.repeat, row.train_variant), []).append(row)
+    finished = _rows_by_fit(resume_rows or [])
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
     # repeats outermost: a run stopped part-way still holds every generator's first repeat
     for repeat in range(cfg.repeats):
+        seed = repeat
         for model in models:
-            fake_files = list_images(root / model)
-            seed = repeat
-            real_half_f, real_test_f = split_half(real_files, seed)
-            fake_train_f, fake_test_f = split_half(fake_files, seed)
-            n_test = min(len(real_test_f), len(fake_test_f))  # equal classes; all generated ones when real suffice
-            real_test_f, fake_test_f = take(real_test_f, n_test, seed), take(fake_test_f, n_test, seed)
-            max_n = max(cfg.train_sizes)
-            real_train_f, fake_train_f = take(real_half_f, max_n, seed), take(fake_train_f, max_n, seed)
-            say(
-                f"{model} repeat {repeat}: loading {len(real_train_f) + len(fake_train_f)} train and "
-                f"{len(real_test_f) + len(fake_test_f)} test images"
-            )
-            sets = {}
-            for key, files in (
-                ("real_train", real_train_f),
-                ("fake_train", fake_train_f),
-                ("real_test", real_test_f),
-                ("fake_test", fake_test_f),
-                ("real_half", real_half_f if cfg.reference_pool else []),
-            ):
-                images, bad = load_images(files, crop=cfg.crop)
-                for err in bad:
-                    say(f"skipped {err}")
-                sets[key] = images
-            found = survey(sets["fake_train"])
-            surveys.setdefault(model, []).append({"repeat": repeat, **found.to_dict()})
-            say(
-                f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images"
-                + (f" -> {found.generator}" if found.generator else "")
-            )
-            say(f"{model} repeat {repeat}: residuals ({cfg.extractor})")
-            res = {k: _residuals(v, extractor, cfg.border, cache, timings) for k, v in sets.items() if k != "real_half"}
-            probe_res = _residuals(marked_copies(sets["real_test"]), extractor, cfg.border, cache, timings)
-            fold_pools = dict(pool_res)
-            if cfg.reference_pool and sets["real_half"]:
-                # the user's own photos: here the whole real training half (scenes disjoint from the test half)
-                half_res = _residuals(sets["real_half"], extractor, cfg.border, cache, timings)
-                fold_pools["pool+train-half"] = (
-                    torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
-                )
-            test_res = {}
-            for pert in cfg.perturb:
-                if pert == "none":
-                    test_res[pert] = (res["real_test"], res["fake_test"])
-                else:
-                    test_res[pert] = (
-                        _residuals(perturb(sets["real_test"], pert), extractor, cfg.border, cache, timings),
-                        _residuals(perturb(sets["fake_test"], pert), extractor, cfg.border, cache, timings),
-                    )
+            fold = _prepare_fold(cfg, root / model, real_files, repeat, pool_res, residuals, say)
+            surveys.setdefault(model, []).append({"repeat": repeat, **fold.survey.to_dict()})
             for variant in cfg.train_variants:
-                if variant == "no-wm-match" and found.generator is None:
+                if variant == "no-wm-match" and fold.survey.generator is None:
                     say(f"{model}: no known watermark, so no-wm-match equals default; skipped")
                     continue
                 real_imgs, fake_imgs, matched = training_sets(
-                    variant, sets["real_train"], sets["fake_train"], found.generator, seed
+                    variant, fold.sets["real_train"], fold.sets["fake_train"], fold.survey.generator, seed
                 )
-                tr_all_r = _residuals(real_imgs, extractor, cfg.border, cache, timings)
-                tr_all_f = _residuals(fake_imgs, extractor, cfg.border, cache, timings)
+                tr_all_r, tr_all_f = residuals(real_imgs), residuals(fake_imgs)
                 for n in cfg.train_sizes:
-                    idx_r = torch.tensor(
-                        sorted(random.Random(seed + 7).sample(range(tr_all_r.shape[0]), min(n, tr_all_r.shape[0])))
-                    )
-                    idx_f = torch.tensor(
-                        sorted(random.Random(seed + 8).sample(range(tr_all_f.shape[0]), min(n, tr_all_f.shape[0])))
-                    )
-                    tr_r, tr_f = tr_all_r[idx_r], tr_all_f[idx_f]
+                    tr_r, tr_f = _subsample(tr_all_r, n, seed + 7), _subsample(tr_all_f, n, seed + 8)
                     for method in cfg.methods:
-                        config = TrainConfig(
-                            method=method,
-                            steps=cfg.steps,
-                            crop=cfg.crop,
-                            border=cfg.border,
-                            extractor=cfg.extractor,
-                            seed=seed,
-                            loss=cfg.loss,
-                            margin=cfg.margin,
-                            lr=cfg.lr,
-                        )
                         fit_no += 1
                         key = (model, method, n, repeat, variant)
                         if key in finished:
@@ -291,6 +220,7 @@ def run_bench(
                             f"fit {fit_no}/{total_fits}: {model} repeat {repeat} "
                             f"[{variant}{', watermark-matched' if matched else ''}]: {method} with {n}+{n}"
                         )
+                        config = _train_config(cfg, method, seed)
                         result = fit(
                             method, tr_r, tr_f, config, device, on_step if get_method(method).learned else None
                         )
@@ -306,38 +236,151 @@ def run_bench(
                                 result,
                                 tr_r,
                                 tr_f,
-                                test_res,
-                                probe_res,
-                                fold_pools,
+                                fold.test_res,
+                                fold.probe_res,
+                                fold.pools,
                             )
                         if checkpoint is not None:
                             checkpoint([asdict(r) for r in rows])
-    env = {
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "extractor_id": extractor.cache_id,
-    }
     timings["fits_not_run"] = skipped_fits
     if skipped_fits:
         say(f"time limit reached: {skipped_fits} of {total_fits} fits not run; the summary covers the rest")
-    if timings.get("residual_images"):
-        timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
-    dif_rows = [
-        r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation
-    ]
-    if dif_rows:
-        timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / cfg.steps
+    _per_unit_timings(timings, rows, cfg.steps)
     return {
         "config": asdict(cfg),
-        "environment": env,
+        "environment": {**environment(device), "extractor_id": extractor.cache_id},
         "timings": timings,
         "watermark_surveys": surveys,
         "reference_pools": pool_info,
         "rows": [asdict(r) for r in rows],
         "summary": summarize(rows),
     }
+
+
+def _generator_names(cfg: BenchConfig, root: Path) -> list[str]:
+    """The generator folders to run: the configured ones, else every folder of ROOT but the real one."""
+    if not (root / cfg.real).is_dir():
+        raise ConfigError(f"{root / cfg.real}: real-photo folder not found")
+    models = list(cfg.models) or sorted(
+        p.name for p in root.iterdir() if p.is_dir() and p.name != cfg.real and not p.name.startswith(".")
+    )
+    if not models:
+        raise ConfigError(f"{root}: no generator folders besides {cfg.real!r}")
+    return models
+
+
+def _rows_by_fit(resume_rows: list[dict]) -> dict[tuple, list[BenchRow]]:
+    """An earlier run's rows by fit (model, method, train size, repeat, variant), to reuse instead of refitting."""
+    finished: dict[tuple, list[BenchRow]] = {}
+    for r in resume_rows:
+        row = BenchRow(**r)
+        finished.setdefault((row.model, row.method, row.train_size, row.repeat, row.train_variant), []).append(row)
+    return finished
+
+
+@dataclass
+class _Fold:
+    """One generator's seeded split for one repeat: the images by role and the residuals every fit reuses."""
+
+    sets: dict[str, list]  # real_train, fake_train, real_test, fake_test, real_half
+    survey: WatermarkSurvey  # known watermarks in the generated training images
+    test_res: dict[str, tuple[torch.Tensor, torch.Tensor]]  # perturbation -> (real, generated) test residuals
+    probe_res: torch.Tensor  # held-out real photos with the SD watermark embedded
+    pools: dict[str, torch.Tensor]  # real sets that calibrate mu_real, by name
+
+
+def _prepare_fold(
+    cfg: BenchConfig,
+    fake_dir: Path,
+    real_files: list,
+    repeat: int,
+    pool_res: dict[str, torch.Tensor],
+    residuals: Callable[[list], torch.Tensor],
+    say: Progress,
+) -> _Fold:
+    """Split, load, survey for watermarks and compute the residuals of one generator's fold (seeded by the repeat)."""
+    model = fake_dir.name
+    files = _fold_files(real_files, list_images(fake_dir), repeat, max(cfg.train_sizes))
+    if not cfg.reference_pool:
+        files["real_half"] = []
+    say(
+        f"{model} repeat {repeat}: loading {len(files['real_train']) + len(files['fake_train'])} train and "
+        f"{len(files['real_test']) + len(files['fake_test'])} test images"
+    )
+    sets = {}
+    for key, role_files in files.items():
+        images, bad = load_images(role_files, crop=cfg.crop)
+        for err in bad:
+            say(f"skipped {err}")
+        sets[key] = images
+    found = survey(sets["fake_train"])
+    say(
+        f"{model} repeat {repeat}: known watermark in {found.marked}/{found.checked} generated training images"
+        + (f" -> {found.generator}" if found.generator else "")
+    )
+    say(f"{model} repeat {repeat}: residuals ({cfg.extractor})")
+    res = {k: residuals(v) for k, v in sets.items() if k != "real_half"}
+    probe_res = residuals(marked_copies(sets["real_test"]))
+    pools = dict(pool_res)
+    if cfg.reference_pool and sets["real_half"]:
+        # the user's own photos: here the whole real training half (scenes disjoint from the test half)
+        half_res = residuals(sets["real_half"])
+        pools["pool+train-half"] = torch.cat([pool_res["pool"], half_res]) if "pool" in pool_res else half_res
+    test_res = {}
+    for pert in cfg.perturb:
+        if pert == "none":
+            test_res[pert] = (res["real_test"], res["fake_test"])
+        else:
+            test_res[pert] = (
+                residuals(perturb(sets["real_test"], pert)),
+                residuals(perturb(sets["fake_test"], pert)),
+            )
+    return _Fold(sets, found, test_res, probe_res, pools)
+
+
+def _fold_files(real_files: list, fake_files: list, seed: int, max_n: int) -> dict[str, list]:
+    """Seeded group-aware halves; equal test classes (all generated ones when real suffice); up to max_n to train."""
+    real_half, real_test = split_half(real_files, seed)
+    fake_train, fake_test = split_half(fake_files, seed)
+    n_test = min(len(real_test), len(fake_test))
+    return {
+        "real_train": take(real_half, max_n, seed),
+        "fake_train": take(fake_train, max_n, seed),
+        "real_test": take(real_test, n_test, seed),
+        "fake_test": take(fake_test, n_test, seed),
+        "real_half": real_half,
+    }
+
+
+def _subsample(residuals: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """A seeded subset of n training residuals (all of them when there are fewer), in their original order."""
+    count = residuals.shape[0]
+    return residuals[torch.tensor(sorted(random.Random(seed).sample(range(count), min(n, count))))]
+
+
+def _train_config(cfg: BenchConfig, method: str, seed: int) -> TrainConfig:
+    return TrainConfig(
+        method=method,
+        steps=cfg.steps,
+        crop=cfg.crop,
+        border=cfg.border,
+        extractor=cfg.extractor,
+        seed=seed,
+        loss=cfg.loss,
+        margin=cfg.margin,
+        lr=cfg.lr,
+    )
+
+
+def _per_unit_timings(timings: dict, rows: list[BenchRow], steps: int) -> None:
+    """Residual seconds per image and DIF training seconds per step (first perturbation and statistic only)."""
+    if timings.get("residual_images"):
+        timings["residual_seconds_per_image"] = timings["residual_seconds"] / timings["residual_images"]
+    dif_rows = [
+        r for r in rows if r.method == "dif" and r.perturb == rows[0].perturb and r.correlation == rows[0].correlation
+    ]
+    if dif_rows:
+        timings["dif_train_seconds_per_step"] = statistics.mean(r.train_seconds for r in dif_rows) / steps
 
 
 def _rho(method: str, tensor: torch.Tensor, residuals: torch.Tensor, mode: str) -> np.ndarray:
@@ -452,31 +495,26 @@ def _flat(row: BenchRow) -> dict[str, float]:
     return out
 
 
+def _measured(value) -> bool:
+    """A number that was measured: not missing (None) and not NaN."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
 def summarize(rows: list[BenchRow]) -> list[dict]:
     """Mean and spread (sample std over repeats) per (model, method, train size, variant, perturbation, statistic)."""
-    groups: dict[tuple, list[BenchRow]] = {}
-    for r in rows:
-        groups.setdefault((r.model, r.method, r.train_size, r.train_variant, r.perturb, r.correlation), []).append(r)
-    out = []
-    for (model, method, n, variant, pert, mode), rs in groups.items():
-        entry = {
-            "model": model,
-            "method": method,
-            "train_size": n,
-            "train_variant": variant,
+    return mean_and_std_by_group(
+        rows,
+        group=lambda r: (r.model, r.method, r.train_size, r.train_variant, r.perturb, r.correlation),
+        describe=lambda rs: {
+            "model": rs[0].model,
+            "method": rs[0].method,
+            "train_size": rs[0].train_size,
+            "train_variant": rs[0].train_variant,
             "wm_matched": any(r.wm_matched for r in rs),
-            "perturb": pert,
-            "correlation": mode,
+            "perturb": rs[0].perturb,
+            "correlation": rs[0].correlation,
             "repeats": len(rs),
-        }
-        flats = [_flat(r) for r in rs]
-        for key in flats[0]:
-            vals = [
-                f[key] for f in flats if f.get(key) is not None and not (isinstance(f[key], float) and np.isnan(f[key]))
-            ]
-            if not vals:
-                continue
-            entry[key] = statistics.mean(vals)
-            entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        out.append(entry)
-    return out
+        },
+        numbers=_flat,
+        counts=_measured,
+    )

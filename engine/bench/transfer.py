@@ -17,7 +17,6 @@ shared with the user's cache), so a rerun of the same grid costs only detection.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from engine.api import detect, train_from_folders
+from engine.bench.summary import mean_and_std_by_group
 from engine.data.images import list_images, load_images
 from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
-from engine.device import default_device, describe_device
+from engine.device import default_device, environment
 from engine.errors import ConfigError
 from engine.method.config import TrainConfig
 from engine.method.detect import decide
@@ -228,16 +227,10 @@ def run_transfer(
                             + ", ".join(f"{r.test_set} {r.flagged:.0%}" for r in mine)
                             + f"; real {mine[-1].real_fpr:.1%}"
                         )
-    env = {
-        "device": describe_device(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
     return {
         "protocol": "transfer",
         "config": asdict(cfg),
-        "environment": env,
+        "environment": environment(device),
         "rows": [asdict(r) for r in rows],
         "summary": summarize(rows),
     }
@@ -258,39 +251,36 @@ def _score(fp, real_test: list, images: list, store, device, row: TransferRow) -
     return row
 
 
+SUMMARY_NUMBERS = (
+    "accuracy",
+    "flagged",
+    "real_fpr",
+    "auc",
+    "train_seconds",
+    "wall_seconds",
+    "flagged_closer_mean",
+    "real_fpr_closer_mean",
+)
+
+
 def summarize(rows: list[TransferRow]) -> list[dict]:
     """Mean and spread over seeds per (training set, method, variant, test set, perturbation)."""
-    groups: dict[tuple, list[TransferRow]] = {}
-    for r in rows:
-        groups.setdefault((r.train_set, r.method, r.augment, r.statistic, r.test_set, r.perturb), []).append(r)
-    out = []
-    for (train_set, method, augment, statistic, test_set, pert), rs in groups.items():
-        entry = {
-            "train_set": train_set,
-            "method": method,
-            "augment": augment,
-            "statistic": statistic,
-            "test_set": test_set,
-            "perturb": pert,
+    return mean_and_std_by_group(
+        rows,
+        group=lambda r: (r.train_set, r.method, r.augment, r.statistic, r.test_set, r.perturb),
+        describe=lambda rs: {
+            "train_set": rs[0].train_set,
+            "method": rs[0].method,
+            "augment": rs[0].augment,
+            "statistic": rs[0].statistic,
+            "test_set": rs[0].test_set,
+            "perturb": rs[0].perturb,
             "in_set": rs[0].in_set,
             "seeds": len(rs),
             "n": rs[0].n,
-        }
-        for key in (
-            "accuracy",
-            "flagged",
-            "real_fpr",
-            "auc",
-            "train_seconds",
-            "wall_seconds",
-            "flagged_closer_mean",
-            "real_fpr_closer_mean",
-        ):
-            vals = [getattr(r, key) for r in rs]
-            entry[key] = statistics.mean(vals)
-            entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        out.append(entry)
-    return out
+        },
+        numbers=lambda r: {key: getattr(r, key) for key in SUMMARY_NUMBERS},
+    )
 
 
 def _cell(entry: dict | None, key: str, pct: bool = False) -> str:

@@ -160,9 +160,11 @@ def _cmd_transfer(args) -> int:
 def register(sub, add_common) -> None:
     from engine.data.augment import POLICIES
     from engine.data.perturb import PERTURBATIONS
-    from engine.method.config import CORRELATIONS, DECISIONS
+    from engine.method.config import CORRELATIONS, DECISIONS, TrainConfig
     from engine.method.losses import LOSSES
     from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
+
+    d = TrainConfig()  # the fit settings default to dif train's
 
     p = sub.add_parser("bench", help="benchmark DIF and the baselines on ROOT/<real> vs ROOT/<generator> folders")
     p.add_argument("--data", help="folder with one real-photo folder and one folder per generator")
@@ -205,10 +207,10 @@ def register(sub, add_common) -> None:
         "--methods", help="comma-separated methods (default: grid dif,marra18,joslin20; transfer dif,marra18)"
     )
     p.add_argument("--repeats", type=int, help="seeds 0..R-1 (default: grid 1, transfer 3)")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--extractor", choices=available_extractors(), default=DEFAULT_EXTRACTOR)
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--border", type=int, default=8)
+    p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--border", type=int, default=d.border)
     p.add_argument(
         "--correlation",
         help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)} (default: dif train's)",

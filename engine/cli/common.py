@@ -46,6 +46,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def add_table_format(p: argparse.ArgumentParser) -> None:
+    """``--json`` or ``--csv`` (one of them) for a command that prints a table."""
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+
 def open_store(args):
     """The store named by ``--cache``, else the default one."""
     from engine.storage.store import Store

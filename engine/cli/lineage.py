@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.cli.common import open_store, print_json, progress_bar
+from engine.cli.common import add_table_format, open_store, print_json, progress_bar
 from engine.errors import ConfigError
 
 
@@ -66,17 +66,9 @@ def cmd_cross(args) -> int:
 
 
 def cmd_lineage(args) -> int:
-    from engine.lineage.graph import (
-        LineageParams,
-        families,
-        infer_lineage,
-        score_lineage,
-        to_graphml,
-        to_html,
-        to_node_link,
-        to_png,
-        truth_from_metadata,
-    )
+    from engine.lineage.export import to_graphml, to_html, to_node_link, to_png
+    from engine.lineage.infer import LineageParams, families, infer_lineage
+    from engine.lineage.scoring import score_lineage, truth_from_metadata
 
     store = open_store(args)
     fps = _load_models(store, args.names, need_tests=True)
@@ -248,13 +240,11 @@ def cmd_demo_info(args) -> int:
 
 def register(sub, add_common: Callable) -> None:
     """Add the lineage sub-commands to ``dif``'s argparse sub-parsers."""
-    from engine.lineage.graph import AFFINITIES, DEFAULT_EDGE_THRESHOLD, DEFAULT_FAMILY_THRESHOLD
+    from engine.lineage.infer import AFFINITIES, DEFAULT_EDGE_THRESHOLD, DEFAULT_FAMILY_THRESHOLD
 
     p = sub.add_parser("cross", help="cross-detection matrix: each model's detector on every model's held-out images")
     p.add_argument("names", nargs="+", help="stored model names")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    add_table_format(p)
     add_common(p)
     p.set_defaults(func=cmd_cross)
 

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable
 
-from engine.cli.common import ProgressBar, open_store, print_json, round_metrics
+from engine.cli.common import ProgressBar, add_table_format, open_store, print_json, round_metrics
 
 
 def _reference_pool(args, crop: int):
@@ -343,9 +343,7 @@ def register(sub, add_common: Callable) -> None:
     p = sub.add_parser("detect", help="is each image from this model's generator?")
     p.add_argument("--name", required=True)
     p.add_argument("images", nargs="+", help="image files or folders")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    add_table_format(p)
     p.add_argument("--pad", action="store_true")
     p.add_argument(
         "--tiles",

@@ -296,7 +296,7 @@ def _residual_batches(
 def _lineage(study: Study, results: dict[str, ModelResult], store: Store, tick: Progress) -> dict[str, Any] | None:
     """Cross-detection and lineage over the study's cross-detect models that have a fingerprint."""
     from engine.lineage.cross import cross_detect
-    from engine.lineage.graph import LineageParams, families, infer_lineage
+    from engine.lineage.infer import LineageParams, families, infer_lineage
 
     names = [n for n in study.cross if results[n].status in ("trained", "cached")]
     if len(names) < 2:
