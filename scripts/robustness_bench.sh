@@ -3,7 +3,8 @@
 #  1. sd1 and ldm fingerprints (DIF, Marra18; with and without JPEG augmentation; 3 seeds), trained the
 #     dif-train way, each read under three statistics, detecting every set and the held-out real photos
 #     after each degradation (both alike);
-#  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys.
+#  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys;
+#  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -17,3 +18,7 @@ mkdir -p "$OUT/robustness-augment" && ln -sfn ../robustness/store "$OUT/robustne
 dif bench --data "$DATA" --train-sets sd1 --test-sets sd1,sd1-b --methods dif --repeats 1 \
   --augment none,jpeg,scale,blur,offset,noise,world --correlation plain,periodic \
   --perturb "$PERTURB" --out "$OUT/robustness-augment"
+# 3. the one policy that looked good on seed 0, on both pairs and 3 seeds (its none fits are cache hits)
+mkdir -p "$OUT/robustness-noise" && ln -sfn ../robustness/store "$OUT/robustness-noise/store"
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini --methods dif --repeats 3 \
+  --augment none,noise --correlation plain --perturb none,jpeg75,scale0.5 --out "$OUT/robustness-noise"
