@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine.data.augment import degraded_copies
-from engine.data.conditions import image_warnings
+from engine.data.conditions import JPEG_QUALITY_WARN, image_warnings
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
 from engine.data.reference_pool import ReferencePool, pool_id
@@ -22,7 +22,7 @@ from engine.data.tiles import DEFAULT_MAX_TILES, Box, tiles_of
 from engine.device import default_device
 from engine.errors import ConfigError
 from engine.method.calibration import calibrate, from_card, pool_calibration
-from engine.method.config import TrainConfig
+from engine.method.config import CORRELATIONS, TrainConfig
 from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
 from engine.method.metrics import detection_metrics
@@ -36,6 +36,12 @@ from engine.storage.store import Store
 
 ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generated side positive)
 ResidualProgress = Callable[[int, int], None]
+
+
+# the statistic a heavily compressed JPEG suspect is read with: on JPEG-75 copies of the transfer pairs it
+# kept 0.770 / 0.667 balanced accuracy where plain kept 0.596 / 0.528 (docs/RESULTS.md, "Robustness");
+# on clean images plain stays the better reading
+JPEG_STATISTIC = "periodic"
 
 
 def crop_images(images: Sequence[LoadedImage], crop: int, pad: bool = False) -> list[LoadedImage]:
@@ -250,10 +256,12 @@ def _calibrate(
     residuals: Callable[[Sequence[LoadedImage]], torch.Tensor] | None = None,
     fit_residuals: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Fingerprint:
-    """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic.
+    """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic,
+    and the same under the JPEG statistic for heavily compressed suspects (``fp.jpeg_reading``).
 
     They come from the calibration images when there are some; else (a mean fingerprint) from
     leave-one-out scores, else from the training images (and the card says it is optimistic).
+    Both readings share one residual pass.
     """
     if residuals is None:
 
@@ -263,13 +271,10 @@ def _calibrate(
     if fit_residuals is None:
         real, _ = match_watermark(real, fake, config)
         fit_residuals = (residuals(real), residuals(fake))
-    res_real, res_fake = fit_residuals
-    rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
-    fit_real, fit_fake = rho_fit[: len(res_real)], rho_fit[len(res_real) :]
+    cal_residuals = None
     if calibration is not None:
         cal_real, cal_fake = list(calibration[0]), list(calibration[1])
-        rho_cal = correlate([fp], torch.cat([residuals(cal_real), residuals(cal_fake)]))[:, 0]
-        cal_r, cal_f = rho_cal[: len(cal_real)], rho_cal[len(cal_real) :]
+        cal_residuals = (residuals(cal_real), residuals(cal_fake))
         fp.calibration_set = {
             "source": "held out of fitting",
             "n_real": len(cal_real),
@@ -277,6 +282,28 @@ def _calibrate(
             "real": [im.sha256 for im in cal_real],
             "fake": [im.sha256 for im in cal_fake],
         }
+    _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
+    fp.jpeg_reading = {}
+    if fp.correlation == "plain":  # a card read another way already reads everything that way
+        jpeg_fp = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={})
+        _calibrate_on_residuals(jpeg_fp, fit_residuals, cal_residuals, config)
+        fp.jpeg_reading = _reading_record(jpeg_fp)
+    return fp
+
+
+def _calibrate_on_residuals(
+    fp: Fingerprint,
+    fit_residuals: tuple[torch.Tensor, torch.Tensor],
+    cal_residuals: tuple[torch.Tensor, torch.Tensor] | None,
+    config: TrainConfig,
+) -> None:
+    """``_calibrate`` once the residuals are in hand: under ``fp``'s own statistic."""
+    res_real, res_fake = fit_residuals
+    rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
+    fit_real, fit_fake = rho_fit[: len(res_real)], rho_fit[len(res_real) :]
+    if cal_residuals is not None:
+        rho_cal = correlate([fp], torch.cat(cal_residuals))[:, 0]
+        cal_r, cal_f = rho_cal[: len(cal_residuals[0])], rho_cal[len(cal_residuals[0]) :]
     elif not get_method(config.method).learned and len(res_fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
         cal_r, cal_f = fit_real, leave_one_out_rho(fp.method, fp.tensor, res_fake, fp.correlation).double().numpy()
@@ -300,7 +327,72 @@ def _calibrate(
     fp.reference_pool = {}
     set_decision(fp, cal_r, "calibration real images")
     fp.train_metrics = metrics_from_rho(fp, fit_real, fit_fake)
-    return fp
+
+
+def _reading_record(jpeg_fp: Fingerprint) -> dict:
+    """What the card keeps of the JPEG reading: enough to rebuild it (``jpeg_reading_of``) and re-fit it on a pool."""
+    return {
+        "statistic": jpeg_fp.correlation,
+        "below_quality": JPEG_QUALITY_WARN,
+        "mu_real": float(jpeg_fp.mu_real),
+        "mu_fake": float(jpeg_fp.mu_fake),
+        "calibration": jpeg_fp.calibration,
+        "decision": jpeg_fp.decision,
+        "rho_fake": [round(float(v), 7) for v in jpeg_fp.train_rho_fake],
+    }
+
+
+def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
+    """``fp`` as it reads a heavily compressed JPEG: its JPEG statistic and that statistic's calibration.
+
+    None when the card has no JPEG reading (a card from before it, or one read with another statistic).
+    """
+    record = fp.jpeg_reading
+    if not record:
+        return None
+    try:
+        statistic, below = str(record["statistic"]), float(record["below_quality"])
+        mu_real, mu_fake = float(record["mu_real"]), float(record["mu_fake"])
+        calibration, decision = dict(record["calibration"]), dict(record["decision"])
+        rho_fake = np.asarray(record["rho_fake"], dtype=np.float32)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed") from None
+    if statistic not in CORRELATIONS or not all(math.isfinite(v) for v in (below, mu_real, mu_fake)):
+        raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed")
+    return replace(
+        fp,
+        config={**fp.config, "correlation": statistic},
+        mu_real=mu_real,
+        mu_fake=mu_fake,
+        calibration=calibration,
+        decision=decision,
+        train_rho_fake=rho_fake,
+        jpeg_reading={},
+    )
+
+
+def with_jpeg_readings(
+    fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage]
+) -> tuple[list[Fingerprint], list[list[int]]]:
+    """The fingerprints, then the JPEG readings of those that some image needs; and, per image and
+    model, the column of that list which reads it (one residual pass serves them all)."""
+    readings = list(fingerprints)
+    jpeg_column: dict[int, int] = {}
+    for j, fp in enumerate(fingerprints):
+        if any(reads_as_jpeg(fp, im) for im in images):
+            jpeg_column[j] = len(readings)
+            readings.append(jpeg_reading_of(fp))
+    columns = [
+        [jpeg_column[j] if j in jpeg_column and reads_as_jpeg(fp, im) else j for j, fp in enumerate(fingerprints)]
+        for im in images
+    ]
+    return readings, columns
+
+
+def reads_as_jpeg(fp: Fingerprint, image: LoadedImage) -> bool:
+    """Whether ``image`` is compressed heavily enough for ``fp``'s JPEG reading (when it has one)."""
+    below = fp.jpeg_reading.get("below_quality") if fp.jpeg_reading else None
+    return image.jpeg_quality is not None and isinstance(below, (int, float)) and image.jpeg_quality < below
 
 
 def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Fingerprint:
@@ -443,24 +535,33 @@ def detect(
     pad: bool = False,
     max_tiles: int = DEFAULT_MAX_TILES,
 ) -> list[dict]:
-    """Per image: rho (the mean over the analysed tiles), signed score, label, the tiles analysed, any warnings."""
-    rho_all, boxes, per_tile = tiled_rho([fp], images, store, device, pad, max_tiles=max_tiles)
-    rho = rho_all[:, 0]
-    scores, preds = scores_and_decisions(fp, rho)
-    cal = from_card(fp.calibration)
+    """Per image: rho (the mean over the analysed tiles), signed score, label, the tiles analysed, any warnings.
+
+    A heavily compressed JPEG is read with the card's JPEG reading (its row says ``"reading"``); both
+    readings come from one residual pass.
+    """
+    readings, columns = with_jpeg_readings([fp], images)
+    rho_all, boxes, per_tile = tiled_rho(readings, images, store, device, pad, max_tiles=max_tiles)
+    decided = [(reading, *scores_and_decisions(reading, rho_all[:, k])) for k, reading in enumerate(readings)]
     rows = []
-    for i, (im, r, s, p) in enumerate(zip(images, rho, scores, preds)):
+    for i, im in enumerate(images):
+        k = columns[i][0]
+        reading, scores, preds = decided[k]
+        r = rho_all[i, k]
         row = {
             "file": im.source,
             "sha256": im.sha256,
             "rho": float(r),
-            "score": float(s),
-            "label": "generated" if p else "real",
+            "score": float(scores[i]),
+            "label": "generated" if preds[i] else "real",
             "model": fp.name,
             "tiles": [list(b) for b in boxes[i]],
         }
+        if k:
+            row["reading"] = f"{reading.correlation} (JPEG quality {im.jpeg_quality:.0f})"
         if len(boxes[i]) > 1:
-            row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, 0]]
+            row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, k]]
+        cal = from_card(reading.calibration)
         if cal is not None:
             row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
         warnings = image_warnings(im, fp.crop)
@@ -476,7 +577,8 @@ def calibrate_on_pool(
     """Re-estimate mu_real, the real side of the band and the decision cut on a broad pool of real photos.
 
     The generated side stays as measured on the calibration images. The card records the pool
-    (sources, images, scenes) and the mu_real the calibration photos alone gave.
+    (sources, images, scenes) and the mu_real the calibration photos alone gave. The JPEG reading
+    is re-fitted on the same pool in the same residual pass.
     """
     pool_images = (
         [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)]
@@ -485,7 +587,17 @@ def calibrate_on_pool(
     )
     if len(pool_images) < 2:
         return fp
-    rho_pool = rho_for([fp], pool_images, store, device)[:, 0]
+    jpeg_fp = jpeg_reading_of(fp)
+    rho_pool = rho_for([fp] + ([jpeg_fp] if jpeg_fp else []), pool_images, store, device)
+    _fit_on_pool(fp, rho_pool[:, 0], pool)
+    if jpeg_fp is not None:
+        _fit_on_pool(jpeg_fp, rho_pool[:, 1], pool)
+        fp.jpeg_reading = _reading_record(jpeg_fp)
+    return fp
+
+
+def _fit_on_pool(fp: Fingerprint, rho_pool: np.ndarray, pool: ReferencePool) -> None:
+    """``calibrate_on_pool`` once the pool's correlations under ``fp``'s statistic are known."""
     training_mu = fp.reference_pool.get("mu_real_training", fp.mu_real)
     fp.mu_real, band = pool_calibration(rho_pool, fp.train_rho_fake)
     if band is not None:
@@ -498,7 +610,6 @@ def calibrate_on_pool(
         "sd_real_pool": float(rho_pool.std()),
     }
     set_decision(fp, rho_pool, "reference pool")
-    return fp
 
 
 def split_folder(folder: str | Path, seed: int) -> tuple[list[Path], list[Path]]:

@@ -187,6 +187,60 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
     assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
 
 
+def test_a_heavy_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it(tiny_dataset, tmp_path, store):
+    """The card's JPEG reading equals the same fit re-calibrated under ``periodic``; detect uses it on
+    JPEG files below quality 90 only, and a card without it reads every file the plain way."""
+    from dataclasses import replace
+
+    from engine.api import JPEG_STATISTIC, calibrate_on_pool, detect, jpeg_reading_of, train_from_folders
+    from engine.data.images import list_images, load_images
+    from engine.data.reference_pool import images_pool
+    from engine.errors import ConfigError
+
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
+    fp = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
+        "fingerprint"
+    ]
+    periodic_cfg = TrainConfig(**{**cfg.to_dict(), "correlation": JPEG_STATISTIC})
+    refit = train_from_folders(
+        "j-periodic", tiny_dataset["real"], tiny_dataset["fake"], periodic_cfg, 8, store, evaluate_test=False
+    )
+    assert refit["cached"]
+    jpeg_fp, periodic = jpeg_reading_of(store.load("j")), refit["fingerprint"]
+    assert jpeg_fp.correlation == "periodic" and torch.equal(jpeg_fp.tensor, periodic.tensor)
+    assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) == pytest.approx((periodic.mu_real, periodic.mu_fake), abs=1e-6)
+    assert jpeg_fp.decision == pytest.approx(periodic.decision) and jpeg_fp.calibration == periodic.calibration
+    assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) != pytest.approx((fp.mu_real, fp.mu_fake), abs=1e-6)
+
+    # a pool re-fits both readings from one residual pass, as it would each card alone
+    real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    pool = images_pool("photos", real, [im.source for im in real])
+    calibrate_on_pool(fp, pool, store)
+    calibrate_on_pool(periodic, pool, store)
+    jpeg_fp = jpeg_reading_of(fp)
+    assert (jpeg_fp.mu_real, jpeg_fp.decision["threshold"]) == pytest.approx(
+        (periodic.mu_real, periodic.decision["threshold"]), abs=1e-6
+    )
+
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    named = [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in fake[:4]]
+    q75, _ = load_images(list_images(_jpeg_folder(tmp_path / "q75", named, quality=75)), crop=None)
+    q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
+    assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
+    rows = detect(fp, q75 + q95 + fake[:2], store)
+    as_periodic = detect(periodic, q75, store)
+    as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store)
+    assert [r["reading"] for r in rows[:4]] == ["periodic (JPEG quality 75)"] * 4
+    assert [r["rho"] for r in rows[:4]] == pytest.approx([r["rho"] for r in as_periodic], abs=1e-6)
+    assert [r["label"] for r in rows[:4]] == [r["label"] for r in as_periodic]
+    assert all("reading" not in r for r in rows[4:] + as_plain)  # quality 95 and PNG: the plain reading
+    assert [r["rho"] for r in rows[4:]] == pytest.approx([r["rho"] for r in as_plain[4:]], abs=1e-9)
+
+    broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "mu_real": "x"})
+    with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
+        detect(broken, q75, store)
+
+
 # ---------------------------------------------------------------- format bias
 def _jpeg_folder(folder, items, quality: int = 85):
     folder.mkdir(parents=True, exist_ok=True)

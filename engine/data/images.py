@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.data.jpeg import quality_from_tables
 from engine.errors import ImageLoadError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -50,6 +51,7 @@ class LoadedImage:
     original_mode: str
     format: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    jpeg_quality: float | None = None  # estimated from the file's tables (or the re-save that made this copy)
 
 
 def content_hash(data: bytes) -> str:
@@ -141,6 +143,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
                     "bomb guard)",
                 )
             fmt = img.format or "unknown"
+            quality = quality_from_tables(getattr(img, "quantization", None)) if fmt == "JPEG" else None
             if getattr(img, "n_frames", 1) > 1:
                 notes.append(f"first of {img.n_frames} frames used")
                 img.seek(0)
@@ -164,7 +167,13 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
         raise ImageLoadError(name, f"corrupt or truncated image data ({type(exc).__name__}: {text})") from None
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageLoadError(name, f"unexpected decoded shape {arr.shape}")
-    info = {"format": fmt, "mode": original_mode, "size": (arr.shape[1], arr.shape[0]), "notes": notes}
+    info = {
+        "format": fmt,
+        "mode": original_mode,
+        "size": (arr.shape[1], arr.shape[0]),
+        "notes": notes,
+        "jpeg_quality": quality,
+    }
     return np.ascontiguousarray(arr), info
 
 
@@ -215,6 +224,7 @@ def load_image(
         original_size=info["size"],
         original_mode=info["mode"],
         format=info["format"],
+        jpeg_quality=info["jpeg_quality"],
         notes=tuple(notes),
     )
 

@@ -72,6 +72,8 @@ def _random_offset(pixels: np.ndarray) -> np.ndarray:
     return shift(pixels, dy, dx)
 
 
+JPEG_RESAVES = {"jpeg90": 90, "jpeg75": 75, "jpeg50": 50}  # a re-saved copy knows its quality, as a JPEG file does
+
 PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda p: p,
     "jpeg90": lambda p: jpeg(p, 90),
@@ -98,5 +100,6 @@ def perturb(images: list[LoadedImage], name: str) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = fn(im.pixels)
-        out.append(derived(im, pixels, name.encode(), f"perturbed: {name}"))
+        changes = {"jpeg_quality": float(JPEG_RESAVES[name])} if name in JPEG_RESAVES else {}
+        out.append(derived(im, pixels, name.encode(), f"perturbed: {name}", **changes))
     return out

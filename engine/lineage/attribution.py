@@ -67,7 +67,7 @@ def attribute(
 
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     """
-    from engine.api import tiled_rho
+    from engine.api import tiled_rho, with_jpeg_readings
     from engine.method.calibration import from_card
     from engine.method.detect import scores_and_decisions
 
@@ -77,27 +77,32 @@ def attribute(
         return []
     crop = max(fp.crop for fp in fingerprints)
     pad = any(min(im.pixels.shape[:2]) < crop for im in images)
-    rho, boxes, _ = tiled_rho(fingerprints, images, store, device, pad=pad, max_tiles=max_tiles)
-    per_model = [scores_and_decisions(fp, rho[:, j]) for j, fp in enumerate(fingerprints)]
+    readings, columns = with_jpeg_readings(fingerprints, images)  # a heavy JPEG is read the JPEG way
+    rho, boxes, _ = tiled_rho(readings, images, store, device, pad=pad, max_tiles=max_tiles)
+    per_reading = [scores_and_decisions(fp, rho[:, k]) for k, fp in enumerate(readings)]
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
-    calibrations = [from_card(fp.calibration) for fp in fingerprints]
+    calibrations = [from_card(fp.calibration) for fp in readings]
+    per_model = [[per_reading[columns[i][j]] for j in range(len(fingerprints))] for i in range(len(images))]
     out = []
     for i, image in enumerate(images):
         ranking = [
             {
                 "model": fp.name,
-                "score": float(per_model[j][0][i]),
-                "rho": float(rho[i, j]),
-                "claims": bool(per_model[j][1][i]),
+                "score": float(per_model[i][j][0][i]),
+                "rho": float(rho[i, columns[i][j]]),
+                "claims": bool(per_model[i][j][1][i]),
                 "reliable": reliable[j],
             }
             for j, fp in enumerate(fingerprints)
         ]
         for j, entry in enumerate(ranking):
-            if calibrations[j] is not None:  # calibrated P(correct decision) and the 3-way verdict
-                entry["confidence"] = float(calibrations[j].confidence(rho[i, j]))
-                entry["calibrated"] = str(calibrations[j].verdict(rho[i, j]))
+            k = columns[i][j]
+            if k >= len(fingerprints):
+                entry["reading"] = readings[k].correlation
+            if calibrations[k] is not None:  # calibrated P(correct decision) and the 3-way verdict
+                entry["confidence"] = float(calibrations[k].confidence(rho[i, k]))
+                entry["calibrated"] = str(calibrations[k].verdict(rho[i, k]))
         ranking.sort(key=lambda r: (-(r["claims"] and r["reliable"]), -r["claims"], -r["score"], r["model"]))
         top = ranking[0]
         verdict = top["model"] if top["claims"] and top["reliable"] else UNKNOWN
@@ -107,7 +112,7 @@ def attribute(
             f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy "
             f"{accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
             for j, fp in enumerate(fingerprints)
-            if not reliable[j] and per_model[j][1][i]
+            if not reliable[j] and per_model[i][j][1][i]
         ]
         out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out

@@ -57,6 +57,7 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "watermark": ((dict,), False),
     "reference_pool": ((dict,), False),
     "decision": ((dict,), False),
+    "jpeg_reading": ((dict,), False),
     "calibration_set": ((dict,), False),
 }
 
@@ -97,6 +98,9 @@ class Fingerprint:
     reference_pool: dict[str, Any] = field(default_factory=dict)  # the real pool mu_real was calibrated on
     # how a label is decided: {"rule": "closer-mean"} or {"rule": "real-fpr", "threshold": t, ...}
     decision: dict[str, Any] = field(default_factory=dict)
+    # how a heavily compressed JPEG suspect is read: {"statistic", "below_quality", "mu_real", "mu_fake",
+    # "calibration", "decision"}, calibrated on the same images under that statistic; {} = like any other
+    jpeg_reading: dict[str, Any] = field(default_factory=dict)
     # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
     calibration_set: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -150,6 +154,7 @@ class Fingerprint:
             "watermark": self.watermark,
             "reference_pool": self.reference_pool,
             "decision": self.decision,
+            "jpeg_reading": self.jpeg_reading,
             "calibration_set": self.calibration_set,
         }
 
@@ -274,6 +279,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         watermark=card.get("watermark", {}),
         reference_pool=card.get("reference_pool", {}),
         decision=card.get("decision", {}),
+        jpeg_reading=card.get("jpeg_reading", {}),
         calibration_set=card.get("calibration_set", {}),
         created=card["created"],
         version=card["version"],
