@@ -284,11 +284,18 @@ def _calibrate(
         }
     _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
     fp.jpeg_reading = {}
-    if fp.correlation == "plain":  # a card read another way already reads everything that way
+    # a card read another way already reads everything that way; one fitted on heavy JPEGs reads them as it is
+    if fp.correlation == "plain" and not _mostly_heavy_jpeg(list(real) + list(fake)):
         jpeg_fp = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={})
         _calibrate_on_residuals(jpeg_fp, fit_residuals, cal_residuals, config)
         fp.jpeg_reading = _reading_record(jpeg_fp)
     return fp
+
+
+def _mostly_heavy_jpeg(images: Sequence[LoadedImage]) -> bool:
+    """Whether most training images are JPEGs below the JPEG reading's quality (then ``plain`` was fitted on them)."""
+    heavy = sum(im.jpeg_quality is not None and im.jpeg_quality < JPEG_QUALITY_WARN for im in images)
+    return heavy * 2 > len(images)
 
 
 def _calibrate_on_residuals(

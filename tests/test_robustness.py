@@ -236,6 +236,14 @@ def test_a_heavy_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_un
     assert all("reading" not in r for r in rows[4:] + as_plain)  # quality 95 and PNG: the plain reading
     assert [r["rho"] for r in rows[4:]] == pytest.approx([r["rho"] for r in as_plain[4:]], abs=1e-9)
 
+    # fitted on heavy JPEGs (here both classes re-saved at 75), the plain reading already reads them
+    resaved_cfg = TrainConfig(method="marra18", resave_jpeg=75, **TINY)
+    resaved = train_from_folders(
+        "r", tiny_dataset["real"], tiny_dataset["fake"], resaved_cfg, 8, store, evaluate_test=False
+    )
+    assert resaved["fingerprint"].jpeg_reading == {} and jpeg_reading_of(resaved["fingerprint"]) is None
+    assert all("reading" not in r for r in detect(resaved["fingerprint"], q75, store))
+
     broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "mu_real": "x"})
     with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
         detect(broken, q75, store)

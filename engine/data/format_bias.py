@@ -62,7 +62,12 @@ def resave_jpeg(images: Sequence[LoadedImage], quality: int) -> list[LoadedImage
         pixels = jpeg(im.pixels, quality)
         out.append(
             derived(
-                im, pixels, f"|resaved-jpeg{quality}".encode(), f"re-saved as JPEG quality {quality}", format="JPEG"
+                im,
+                pixels,
+                f"|resaved-jpeg{quality}".encode(),
+                f"re-saved as JPEG quality {quality}",
+                format="JPEG",
+                jpeg_quality=float(quality),
             )
         )
     return out
