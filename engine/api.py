@@ -168,13 +168,12 @@ def train_fingerprint(
         if hit is not None:
             wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
             changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
-            if changed:  # same fingerprint, read another way: re-calibrate (statistic) or re-fit the cut (decision)
-                restat = hit.correlation != config.correlation
+            # same fingerprint, read another way (statistic, decision rule), or stored before cards had a JPEG
+            # reading: re-calibrate from the cached residuals, never refit
+            if changed or (config.correlation == "plain" and not hit.jpeg_reading):
                 hit.config = {**hit.config, **wanted}
-                if restat:
-                    _calibrate(hit, real, fake, calibration, config, store, device)
-                else:
-                    set_decision(hit, hit.train_rho_real, "calibration real images")
+                _calibrate(hit, real, fake, calibration, config, store, device)
+                changed = changed or bool(hit.jpeg_reading)
             if changed or hit.name != name or (metadata and metadata != hit.metadata):
                 hit.name = name
                 if metadata:

@@ -211,6 +211,12 @@ def test_a_heavy_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_un
     assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) == pytest.approx((periodic.mu_real, periodic.mu_fake), abs=1e-6)
     assert jpeg_fp.decision == pytest.approx(periodic.decision) and jpeg_fp.calibration == periodic.calibration
     assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) != pytest.approx((fp.mu_real, fp.mu_fake), abs=1e-6)
+    # a card stored before cards had a JPEG reading gains the same one on its next cache hit, without a refit
+    store.save(replace(store.load("j"), jpeg_reading={}))
+    again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    assert again["cached"] and json.dumps(store.load("j").jpeg_reading, sort_keys=True) == json.dumps(
+        fp.jpeg_reading, sort_keys=True
+    )
 
     # a pool re-fits both readings from one residual pass, as it would each card alone
     real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)

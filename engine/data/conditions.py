@@ -95,6 +95,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         elif quality < JPEG_QUALITY_WARN:
             out.append(
                 f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): read with the "
-                "JPEG statistic, which kept 0.67-0.77 balanced accuracy at quality 75 (0.96-0.98 uncompressed)"
+                "JPEG statistic; at quality 75 that kept 0.67-0.77 balanced accuracy (0.96-0.98 uncompressed) "
+                "and flagged about 17% of real photos, not 2%"
             )
     return out
