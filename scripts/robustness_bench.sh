@@ -4,7 +4,8 @@
 #     dif-train way, each read under three statistics, detecting every set and the held-out real photos
 #     after each degradation (both alike);
 #  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys;
-#  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds.
+#  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds;
+#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG with periodic), four qualities.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -22,3 +23,8 @@ dif bench --data "$DATA" --train-sets sd1 --test-sets sd1,sd1-b --methods dif --
 mkdir -p "$OUT/robustness-noise" && ln -sfn ../robustness/store "$OUT/robustness-noise/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini --methods dif --repeats 3 \
   --augment none,noise --correlation plain --perturb none,jpeg75,scale0.5 --out "$OUT/robustness-noise"
+# 4. the default reading of JPEG suspects (periodic since JPEG readings) beside plain, at four qualities
+mkdir -p "$OUT/robustness-jpeg-reading" && ln -sfn ../robustness/store "$OUT/robustness-jpeg-reading/store"
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini --methods dif --repeats 3 \
+  --augment none --correlation plain,periodic --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
+  --out "$OUT/robustness-jpeg-reading"

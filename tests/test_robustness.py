@@ -187,9 +187,9 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
     assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
 
 
-def test_a_heavy_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it(tiny_dataset, tmp_path, store):
+def test_a_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it(tiny_dataset, tmp_path, store):
     """The card's JPEG reading equals the same fit re-calibrated under ``periodic``; detect uses it on
-    JPEG files below quality 90 only, and a card without it reads every file the plain way."""
+    JPEG files only, and a card without it reads every file the plain way."""
     from dataclasses import replace
 
     from engine.api import JPEG_STATISTIC, calibrate_on_pool, detect, jpeg_reading_of, train_from_folders
@@ -234,15 +234,15 @@ def test_a_heavy_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_un
     q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
     assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
     rows = detect(fp, q75 + q95 + fake[:2], store)
-    as_periodic = detect(periodic, q75, store)
+    as_periodic = detect(periodic, q75 + q95, store)
     as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store)
-    assert [r["reading"] for r in rows[:4]] == ["periodic (JPEG quality 75)"] * 4
-    assert [r["rho"] for r in rows[:4]] == pytest.approx([r["rho"] for r in as_periodic], abs=1e-6)
-    assert [r["label"] for r in rows[:4]] == [r["label"] for r in as_periodic]
-    assert all("reading" not in r for r in rows[4:] + as_plain)  # quality 95 and PNG: the plain reading
-    assert [r["rho"] for r in rows[4:]] == pytest.approx([r["rho"] for r in as_plain[4:]], abs=1e-9)
+    assert [r["reading"] for r in rows[:8]] == ["periodic (JPEG quality 75)"] * 4 + ["periodic (JPEG quality 95)"] * 4
+    assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_periodic], abs=1e-6)
+    assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_periodic]
+    assert all("reading" not in r for r in rows[8:] + as_plain)  # PNG, or a card without a JPEG reading: plain
+    assert [r["rho"] for r in rows[8:]] == pytest.approx([r["rho"] for r in as_plain[8:]], abs=1e-9)
 
-    # fitted on heavy JPEGs (here both classes re-saved at 75), the plain reading already reads them
+    # fitted on JPEGs (here both classes re-saved at 75), the plain reading already reads them
     resaved_cfg = TrainConfig(method="marra18", resave_jpeg=75, **TINY)
     resaved = train_from_folders(
         "r", tiny_dataset["real"], tiny_dataset["fake"], resaved_cfg, 8, store, evaluate_test=False

@@ -72,10 +72,12 @@ def _random_offset(pixels: np.ndarray) -> np.ndarray:
     return shift(pixels, dy, dx)
 
 
-JPEG_RESAVES = {"jpeg90": 90, "jpeg75": 75, "jpeg50": 50}  # a re-saved copy knows its quality, as a JPEG file does
+# a re-saved copy knows its quality, as a JPEG file does
+JPEG_RESAVES = {"jpeg95": 95, "jpeg90": 90, "jpeg75": 75, "jpeg50": 50}
 
 PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda p: p,
+    "jpeg95": lambda p: jpeg(p, 95),
     "jpeg90": lambda p: jpeg(p, 90),
     "jpeg75": lambda p: jpeg(p, 75),
     "jpeg50": lambda p: jpeg(p, 50),

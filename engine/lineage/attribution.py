@@ -77,7 +77,7 @@ def attribute(
         return []
     crop = max(fp.crop for fp in fingerprints)
     pad = any(min(im.pixels.shape[:2]) < crop for im in images)
-    readings, columns = with_jpeg_readings(fingerprints, images)  # a heavy JPEG is read the JPEG way
+    readings, columns = with_jpeg_readings(fingerprints, images)  # a JPEG is read the JPEG way
     rho, boxes, _ = tiled_rho(readings, images, store, device, pad=pad, max_tiles=max_tiles)
     per_reading = [scores_and_decisions(fp, rho[:, k]) for k, fp in enumerate(readings)]
     accuracy = [detector_accuracy(fp) for fp in fingerprints]

@@ -98,7 +98,7 @@ class Fingerprint:
     reference_pool: dict[str, Any] = field(default_factory=dict)  # the real pool mu_real was calibrated on
     # how a label is decided: {"rule": "closer-mean"} or {"rule": "real-fpr", "threshold": t, ...}
     decision: dict[str, Any] = field(default_factory=dict)
-    # how a heavily compressed JPEG suspect is read: {"statistic", "below_quality", "mu_real", "mu_fake",
+    # how a JPEG suspect is read: {"statistic", "applies_to", "mu_real", "mu_fake",
     # "calibration", "decision"}, calibrated on the same images under that statistic; {} = like any other
     jpeg_reading: dict[str, Any] = field(default_factory=dict)
     # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
