@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The JPEG check of docs/RESULTS.md, "Robustness": an sd1 fingerprint trained with dif train's defaults
 # (N = 64), read with the default statistic and with --correlation periodic (the same fit: a cache hit,
-# re-calibrated), on sd1-b/ and real/ and on their JPEG-75 re-saves (Pillow, quality 75).
+# re-calibrated), on sd1-b/ and real/ and on their JPEG-75 re-saves (Pillow, quality 75); last, the
+# default card with its JPEG reading removed, which reads JPEG files the plain way as cards did before.
 # Usage: bash scripts/jpeg_done_when.sh [DATA_ROOT] [WORK_DIR]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -31,3 +32,20 @@ print(f'{sys.argv[1]:9s} {sys.argv[2]}: {len(rows)} images, flagged {sum(r[\"lab
     done
   done
 done
+python3 - "$DATA" "$WORK" <<'PY'
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from engine.api import detect
+from engine.data.images import list_images, load_images
+from engine.storage.store import Store
+
+data, work = Path(sys.argv[1]), Path(sys.argv[2])
+store = Store()
+card = replace(store.load("sd1-plain"), jpeg_reading={})
+for folder in (work / "sd1-b-jpeg75", work / "real-jpeg75"):
+    rows = detect(card, load_images(list_images(folder), crop=None)[0], store)
+    flagged = sum(r["label"] == "generated" for r in rows) / len(rows)
+    print(f"plain, no JPEG reading {folder}: {len(rows)} images, flagged {flagged:.1%}")
+PY
