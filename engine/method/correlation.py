@@ -20,7 +20,7 @@ images: here the 64 values are each averaged over 900 blocks, so the floor stays
 fingerprint's sign fixed (generated side positive), which training does (``api.train_fingerprint``).
 
 ``shift-max``: the earlier alignment statistic, max |circular cross-correlation| over 64 shifts of the
-full residual (kept for comparison). mu_r, mu_g and the cut are always calibrated with the
+full residual (kept for comparison). mu_real, mu_fake and the cut are always calibrated with the
 fingerprint's own statistic.
 """
 
