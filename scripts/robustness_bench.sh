@@ -25,6 +25,6 @@ dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini
   --augment none,noise --correlation plain --perturb none,jpeg75,scale0.5 --out "$OUT/robustness-noise"
 # 4. the default reading of JPEG suspects (periodic since JPEG readings) beside plain, at four qualities
 mkdir -p "$OUT/robustness-jpeg-reading" && ln -sfn ../robustness/store "$OUT/robustness-jpeg-reading/store"
-dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini --methods dif --repeats 3 \
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain,periodic --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
   --out "$OUT/robustness-jpeg-reading"
