@@ -215,6 +215,9 @@ def cmd_show(args) -> int:
     if not args.history:
         card.pop("history", None)
         card["train_files"] = {k: f"{len(v)} files" for k, v in card["train_files"].items()}
+        reading = card.get("jpeg_reading", {})
+        if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
+            card["jpeg_reading"] = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
     print_json(card)
     return 0
 
