@@ -170,7 +170,7 @@ def train_fingerprint(
             changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
             # same fingerprint, read another way (statistic, decision rule), or stored before cards had a JPEG
             # reading: re-calibrate from the cached residuals, never refit
-            if changed or (config.correlation == "plain" and not hit.jpeg_reading):
+            if changed or _lacks_jpeg_reading(hit, list(real) + list(fake)):
                 hit.config = {**hit.config, **wanted}
                 _calibrate(hit, real, fake, calibration, config, store, device)
                 changed = changed or bool(hit.jpeg_reading)
@@ -283,22 +283,18 @@ def _calibrate(
         }
     _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
     fp.jpeg_reading = {}
-    # a card read another way already reads everything that way; one fitted on JPEGs reads them as it is
-    if fp.correlation == "plain" and not _mostly_jpeg(list(real) + list(fake)):
+    if _lacks_jpeg_reading(fp, list(real) + list(fake)):
         jpeg_fp = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={})
         _calibrate_on_residuals(jpeg_fp, fit_residuals, cal_residuals, config)
         fp.jpeg_reading = _reading_record(jpeg_fp)
     return fp
 
 
-def is_jpeg(image: LoadedImage) -> bool:
-    """A JPEG file, or a copy re-saved as JPEG: what the JPEG reading is for."""
-    return image.format == "JPEG" or image.jpeg_quality is not None
-
-
-def _mostly_jpeg(images: Sequence[LoadedImage]) -> bool:
-    """Whether most training images are JPEGs (then ``plain`` was fitted on compressed images)."""
-    return sum(is_jpeg(im) for im in images) * 2 > len(images)
+def _lacks_jpeg_reading(fp: Fingerprint, training: Sequence[LoadedImage]) -> bool:
+    """Whether ``fp`` should have a JPEG reading it lacks: a ``plain`` card not fitted mostly on JPEGs
+    (a card read another way reads everything that way; one fitted on JPEGs reads them as it is)."""
+    mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
+    return fp.correlation == "plain" and not fp.jpeg_reading and not mostly_jpeg
 
 
 def _calibrate_on_residuals(
@@ -365,10 +361,10 @@ def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
         mu_real, mu_fake = float(record["mu_real"]), float(record["mu_fake"])
         calibration, decision = dict(record["calibration"]), dict(record["decision"])
         rho_fake = np.asarray(record["rho_fake"], dtype=np.float32)
+        if statistic not in CORRELATIONS or not (math.isfinite(mu_real) and math.isfinite(mu_fake)):
+            raise ValueError(statistic)
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed") from None
-    if statistic not in CORRELATIONS or not all(math.isfinite(v) for v in (mu_real, mu_fake)):
-        raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed")
     return replace(
         fp,
         config={**fp.config, "correlation": statistic},
@@ -402,7 +398,7 @@ def with_jpeg_readings(
 def reads_as_jpeg(fp: Fingerprint, image: LoadedImage) -> bool:
     """Whether ``fp`` reads ``image`` with its JPEG reading: any JPEG, when the card has one. On the
     transfer pairs ``periodic`` beat ``plain`` at every quality measured, 95 to 50 (docs/RESULTS.md)."""
-    return bool(fp.jpeg_reading) and is_jpeg(image)
+    return bool(fp.jpeg_reading) and image.is_jpeg
 
 
 def set_decision(fp: Fingerprint, rho_real: np.ndarray, reference: str) -> Fingerprint:

@@ -53,6 +53,11 @@ class LoadedImage:
     notes: tuple[str, ...] = field(default_factory=tuple)
     jpeg_quality: float | None = None  # estimated from the file's tables (or the re-save that made this copy)
 
+    @property
+    def is_jpeg(self) -> bool:
+        """A JPEG file, or a copy re-saved as JPEG: what a fingerprint's JPEG reading is for."""
+        return self.format == "JPEG" or self.jpeg_quality is not None
+
 
 def content_hash(data: bytes) -> str:
     """SHA-256 hex digest; the identity of an input everywhere in the store."""

@@ -83,26 +83,25 @@ def attribute(
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
     calibrations = [from_card(fp.calibration) for fp in readings]
-    per_model = [[per_reading[columns[i][j]] for j in range(len(fingerprints))] for i in range(len(images))]
     out = []
     for i, image in enumerate(images):
-        ranking = [
-            {
+        ranking = []
+        for j, fp in enumerate(fingerprints):
+            k = columns[i][j]  # the reading of model j that reads image i
+            scores, claims = per_reading[k]
+            entry = {
                 "model": fp.name,
-                "score": float(per_model[i][j][0][i]),
-                "rho": float(rho[i, columns[i][j]]),
-                "claims": bool(per_model[i][j][1][i]),
+                "score": float(scores[i]),
+                "rho": float(rho[i, k]),
+                "claims": bool(claims[i]),
                 "reliable": reliable[j],
             }
-            for j, fp in enumerate(fingerprints)
-        ]
-        for j, entry in enumerate(ranking):
-            k = columns[i][j]
-            if k >= len(fingerprints):
+            if k != j:
                 entry["reading"] = readings[k].correlation
             if calibrations[k] is not None:  # calibrated P(correct decision) and the 3-way verdict
                 entry["confidence"] = float(calibrations[k].confidence(rho[i, k]))
                 entry["calibrated"] = str(calibrations[k].verdict(rho[i, k]))
+            ranking.append(entry)
         ranking.sort(key=lambda r: (-(r["claims"] and r["reliable"]), -r["claims"], -r["score"], r["model"]))
         top = ranking[0]
         verdict = top["model"] if top["claims"] and top["reliable"] else UNKNOWN
@@ -112,7 +111,7 @@ def attribute(
             f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy "
             f"{accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
             for j, fp in enumerate(fingerprints)
-            if not reliable[j] and per_model[i][j][1][i]
+            if not reliable[j] and per_reading[columns[i][j]][1][i]
         ]
         out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out
