@@ -81,6 +81,12 @@ def generate(tiles: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tuple[s
     return apply_generator(TinyGenerator(seed), tiles, f"gen{seed}")
 
 
+def tiny_train_args(dataset: dict[str, Path], cache: str | Path) -> list[str]:
+    """``dif train`` options for the tiny data set: its folders, 64-px crops, wavelet residuals, a store."""
+    return ["--real", str(dataset["real"]), "--fake", str(dataset["fake"]), "--crop", "64", "--border", "8",
+            "--extractor", "wavelet", "--cache", str(cache)]  # fmt: skip
+
+
 def write_pngs(folder: Path, items: list[tuple[str, np.ndarray]]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, arr in items:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import tiny_train_args
 
 from engine.cli.main import main
 
@@ -25,22 +26,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def trained(tiny_dataset, tmp_path_factory):
     """One Marra18 and one DIF model trained through the CLI on the tiny data set."""
     cache = tmp_path_factory.mktemp("cli_store")
-    common = [
-        "--real",
-        str(tiny_dataset["real"]),
-        "--fake",
-        str(tiny_dataset["fake"]),
-        "--crop",
-        "64",
-        "--border",
-        "8",
-        "--extractor",
-        "wavelet",
-        "--cache",
-        str(cache),
-        "--json",
-        "--quiet",
-    ]
+    common = [*tiny_train_args(tiny_dataset, cache), "--json", "--quiet"]
     outputs = {}
     for name, method, extra in [
         ("tiny-marra", "marra18", []),

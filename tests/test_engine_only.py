@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from conftest import tiny_train_args
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKED = ("streamlit", "plotly", "cv2", "imwatermark", "c2pa")
 BLOCKER = textwrap.dedent(
@@ -43,26 +45,8 @@ def test_train_and_detect_need_no_dashboard_or_provenance_packages(tiny_dataset,
         "train",
         "--name",
         "engine-only",
-        "--real",
-        str(tiny_dataset["real"]),
-        "--fake",
-        str(tiny_dataset["fake"]),
-        "--crop",
-        "64",
-        "--border",
-        "8",
-        "--extractor",
-        "wavelet",
-        "--steps",
-        "5",
-        "--batch",
-        "8",
-        "--train-size",
-        "8",
-        "--quiet",
-        "--json",
-        "--cache",
-        cache,
+        *tiny_train_args(tiny_dataset, cache),
+        *("--steps", "5", "--batch", "8", "--train-size", "8", "--quiet", "--json"),
     )
     assert train.returncode == 0, train.stderr
     summary = json.loads(train.stdout)

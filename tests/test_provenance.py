@@ -19,6 +19,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import tiny_train_args
 from PIL import Image, PngImagePlugin
 
 from engine.cli.main import main
@@ -238,21 +239,7 @@ def test_compare_states_disagreements():
 def marra_store(tiny_dataset, tmp_path_factory) -> str:
     """A store with one quick detector (tiny-marra) that has nothing to do with Stable Diffusion."""
     cache = str(tmp_path_factory.mktemp("prov_store"))
-    common = [
-        "--real",
-        str(tiny_dataset["real"]),
-        "--fake",
-        str(tiny_dataset["fake"]),
-        "--crop",
-        "64",
-        "--border",
-        "8",
-        "--extractor",
-        "wavelet",
-        "--cache",
-        cache,
-        "--quiet",
-    ]
+    common = [*tiny_train_args(tiny_dataset, cache), "--quiet"]
     assert main(["train", "--name", "tiny-marra", "--method", "marra18", *common]) == 0
     return cache
 
