@@ -144,3 +144,34 @@ def test_models_of_different_crops_share_one_matrix(zoo, tmp_path):
     assert np.isnan(CrossResult.from_dict(data_dict).accuracy[2, 0])
     graph = infer_lineage(result)
     assert not graph.has_edge("checker64", "zoo-base") and not graph.has_edge("zoo-base", "checker64")
+
+
+def test_jpeg_test_images_are_read_as_detect_reads_them(zoo):
+    """A JPEG in a test set is read with each model's JPEG reading, so every cell equals what
+    ``dif detect`` says of the same files; PNG cells are untouched."""
+    from engine.api import detect, jpeg_reading_of
+    from engine.data.perturb import perturb
+
+    store, fps, plain_result = zoo
+    models = [fps[0], fps[5]]
+    assert all(jpeg_reading_of(fp) is not None for fp in models)  # else this test would test nothing
+    sets = load_test_sets(models)
+    jpeg_sets = {name: (real, perturb(fake, "jpeg90")) for name, (real, fake) in sets.items()}
+    result = cross_detect(models, store, test_sets=jpeg_sets)
+    for i, fp in enumerate(models):
+        for j, name in enumerate(result.names):
+            real, fake = jpeg_sets[name]
+            rows_fake, rows_real = detect(fp, fake, store), detect(fp, real, store)
+            assert all("reading" in row for row in rows_fake) and not any("reading" in row for row in rows_real)
+            flagged_fake = np.mean([row["label"] == "generated" for row in rows_fake])
+            flagged_real = np.mean([row["label"] == "generated" for row in rows_real])
+            assert result.acc_fake[i, j] == pytest.approx(flagged_fake, abs=1e-9)
+            assert result.accuracy[i, j] == pytest.approx((flagged_fake + 1 - flagged_real) / 2, abs=1e-9)
+            assert result.mean_rho_fake[i, j] == pytest.approx(np.mean([row["rho"] for row in rows_fake]), abs=1e-6)
+    # the real side is PNG: those means are the plain matrix's
+    k = [fp.name for fp in fps]
+    for i, fp in enumerate(models):
+        for j, name in enumerate(result.names):
+            assert result.mean_rho_real[i, j] == pytest.approx(
+                plain_result.mean_rho_real[k.index(fp.name), k.index(name)], abs=1e-6
+            )

@@ -1,7 +1,8 @@
 """Cross-detection: how well each model's detector flags every other model's held-out images.
 
 C[i][j] is the balanced accuracy of detector i on test set j (j's generated test images plus j's
-held-out real images); the diagonal is ordinary detection. Related generators (checkpoints,
+held-out real images); the diagonal is ordinary detection. Each image is read as ``dif detect`` reads
+it (a JPEG with the model's JPEG reading). Related generators (checkpoints,
 fine-tunes) share much of their fingerprint, so their detectors flag each other's images.
 
 Cost: each distinct test image is loaded once, its residual computed once per geometry (and cached
@@ -34,8 +35,8 @@ class CrossResult:
     names: list[str]
     accuracy: np.ndarray  # [i][j] balanced accuracy of detector i on test set j (NaN: j's images smaller than i's crop)
     acc_fake: np.ndarray  # fraction of j's generated test images flagged by i
-    mean_rho_fake: np.ndarray  # mean correlation of j's generated test images with fingerprint i
-    mean_rho_real: np.ndarray  # mean correlation of j's real test images with fingerprint i
+    mean_rho_fake: np.ndarray  # mean correlation of j's generated test images with fingerprint i (as read)
+    mean_rho_real: np.ndarray  # mean correlation of j's real test images with fingerprint i (as read)
     n_test: list[int]  # images in test set j (real + generated)
     seconds: float = 0.0
 
@@ -156,6 +157,25 @@ def _rho_where_possible(
     return rho
 
 
+def _read_as_detect_does(
+    fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None, device, progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """N x M correlations and decisions, each image read by each model as ``dif detect`` reads it: a
+    JPEG with the model's JPEG reading, so a cell says what a user of that model would see. The
+    readings share one residual pass; NaN rho (image smaller than the crop) is never flagged."""
+    from engine.api import with_jpeg_readings
+    from engine.method.detect import decide
+
+    readings, columns = with_jpeg_readings(fingerprints, images)
+    rho_all = _rho_where_possible(readings, images, store, device, progress)  # N x (M + JPEG readings)
+    flagged_all = np.stack(
+        [decide(rho_all[:, k], r.mu_real, r.mu_fake, r.threshold) for k, r in enumerate(readings)], axis=1
+    )
+    pick = np.asarray(columns, dtype=int).reshape(len(images), len(fingerprints))
+    rows = np.arange(len(images))[:, None]
+    return rho_all[rows, pick], flagged_all[rows, pick]
+
+
 def cross_detect(
     fingerprints: list[Fingerprint],
     store: Store | None = None,
@@ -165,8 +185,6 @@ def cross_detect(
 ) -> CrossResult:
     """The cross-detection matrices of ``fingerprints`` on their own held-out test sets."""
     import time
-
-    from engine.method.detect import decide
 
     if not fingerprints:
         raise ConfigError("cross-detection needs at least one model")
@@ -183,7 +201,7 @@ def cross_detect(
         if not test_sets[name][0] or not test_sets[name][1]:
             raise ConfigError(f"model {name!r}: its test set needs real and generated images")
     images, index = _unique(test_sets, names)
-    rho = _rho_where_possible(fingerprints, images, store, device, progress)  # N images x M models
+    rho, flagged = _read_as_detect_does(fingerprints, images, store, device, progress)  # N images x M models
     m = len(names)
     acc, acc_fake = np.full((m, m), np.nan), np.full((m, m), np.nan)
     rho_fake, rho_real = np.full((m, m), np.nan), np.full((m, m), np.nan)
@@ -193,8 +211,7 @@ def cross_detect(
             r_real, r_fake = rho[real_rows, i], rho[fake_rows, i]
             if np.isnan(r_real).any() or np.isnan(r_fake).any():
                 continue  # j's images are smaller than i's crop: no measurement, left NaN
-            flagged_real = decide(r_real, fp.mu_real, fp.mu_fake, fp.threshold)
-            flagged_fake = decide(r_fake, fp.mu_real, fp.mu_fake, fp.threshold)
+            flagged_real, flagged_fake = flagged[real_rows, i], flagged[fake_rows, i]
             acc_fake[i, j] = flagged_fake.mean()
             acc[i, j] = (acc_fake[i, j] + (1.0 - flagged_real.mean())) / 2.0
             rho_fake[i, j], rho_real[i, j] = r_fake.mean(), r_real.mean()
