@@ -128,7 +128,9 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
                 residual_progress=live.residuals,
                 reference_pool=cached_default_pool(request.config.crop),
             )
-            st.session_state.setdefault("tr_notes", []).extend(f"skipped {line}" for line in result["skipped"])
+            notes = st.session_state.setdefault("tr_notes", [])
+            notes.extend(f"skipped {line}" for line in result["skipped"])
+            notes.extend(f"warning: {line}" for line in result["warnings"])
             return result["fingerprint"]
         result = train_from_images(
             request.name,
@@ -142,6 +144,7 @@ def run_training(request: TrainRequest, store: Store) -> Fingerprint:
         )
         if result["cached"]:
             st.info("Same images and settings as a stored model: reused it without training.")
+        st.session_state.setdefault("tr_notes", []).extend(f"warning: {line}" for line in result["warnings"])
         return result["fingerprint"]
     except TrainingCancelled:
         raise ConfigError("training cancelled; nothing was stored") from None

@@ -27,6 +27,7 @@ from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
 from engine.method.metrics import detection_metrics
 from engine.method.registry import fit, get_method, leave_one_out_rho
+from engine.provenance.watermark import MISSING, decoder_available
 from engine.provenance.watermark_match import mark_share, survey
 from engine.residuals.compute import compute_residuals
 from engine.residuals.registry import get_extractor
@@ -165,6 +166,8 @@ def train_fingerprint(
     key = train_key(real, fake, config, ext.cache_id, calibration)
     if store is not None and reuse:
         hit = store.find_by_train_key(key)
+        if hit is not None and hit.watermark.get("checked") is False and config.watermark_match:
+            hit = hit if not decoder_available() else None  # fitted unchecked; the check can run now: refit
         if hit is not None:
             wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
             changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
@@ -444,6 +447,13 @@ def match_watermark(
     if not config.watermark_match:
         return list(real), {"matched": False, "reason": "turned off (watermark_match=False)"}
     found = survey(fake)
+    if found.unread:  # training without the check would let a watermark pass for the generator's trace
+        return list(real), {
+            "matched": False,
+            "checked": False,
+            "survey": found.to_dict(),
+            "reason": f"not checked: {MISSING}",
+        }
     if found.generator is None:
         return list(real), {
             "matched": False,
@@ -681,7 +691,19 @@ def train_from_folders(
         test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         held_out = (real_test, fake_test, test_files)
     metrics = finish_training(fp, held_out, reference_pool, store, device)
+    warnings += card_warnings(fp)
     return {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": metrics, "warnings": warnings}
+
+
+def card_warnings(fp: Fingerprint) -> list[str]:
+    """What a trained card itself says the user should know: today, a watermark check that could not run."""
+    watermark = fp.watermark or {}
+    if watermark.get("checked") is False:
+        return [
+            f"the generated images were not checked for the Stable Diffusion watermark ({MISSING}); if they "
+            "carry it, this fingerprint may have learnt the watermark and will flag watermarked real photos"
+        ]
+    return []
 
 
 HeldOut = tuple[Sequence[LoadedImage], Sequence[LoadedImage], dict]  # real, generated, where the card says they are
@@ -773,7 +795,7 @@ def train_from_images(
     )
     files = store.save_held_out(name, real_test, fake_test) if real_test and fake_test else {}
     metrics = finish_training(fp, (real_test, fake_test, files), reference_pool, store, device)
-    return {"fingerprint": fp, "cached": cached, "test_metrics": metrics}
+    return {"fingerprint": fp, "cached": cached, "test_metrics": metrics, "warnings": card_warnings(fp)}
 
 
 def _usable(images: list[LoadedImage], config: TrainConfig, skipped: list[str]) -> list[LoadedImage]:

@@ -6,6 +6,8 @@ scripts mark their outputs, then centre-cropped to 256x256 (as ``datasets/sd1`` 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,29 @@ def test_training_on_a_marked_set_marks_the_real_images_and_says_so(sets, store)
 def test_unmarked_generated_set_is_left_alone(sets, store):
     fp, _ = train_fingerprint("plain", sets["real"][:3], sets["real"][3:], TrainConfig(method="marra18"), store)
     assert fp.watermark["matched"] is False and fp.watermark["survey"]["marked"] == 0
+
+
+def test_without_the_decoder_the_card_says_unchecked_and_training_warns(sets, store, monkeypatch):
+    """A missing invisible-watermark must not read as "no watermark": the fingerprint would learn the mark."""
+    from engine.api import card_warnings
+    from engine.provenance.watermark import MISSING
+
+    monkeypatch.setitem(sys.modules, "imwatermark", None)  # import imwatermark now fails, as on a core install
+    found = survey(sets["generated"])
+    assert found.checked == 0 and found.unread.startswith(MISSING) and found.to_dict()["unread"] == found.unread
+    config = TrainConfig(method="marra18")
+    fp, _ = train_fingerprint("sd-like-unchecked", sets["real"], sets["generated"], config, store)
+    assert fp.watermark["matched"] is False and fp.watermark["checked"] is False
+    assert fp.watermark["reason"] == f"not checked: {MISSING}"
+    (warning,) = card_warnings(fp)
+    assert "not checked for the Stable Diffusion watermark" in warning and "pip install" in warning
+    assert card_warnings(store.load("sd-like-unchecked")) == [warning]  # the stored card says the same
+    # images too small for the decoder were never checkable: no warning for them
+    small = [loaded(im.source, im.pixels[:64, :64]) for im in sets["generated"]]
+    assert survey(small).unread == ""
+    monkeypatch.delitem(sys.modules, "imwatermark")
+    # once the decoder is there, the same run is not served from the unchecked fit: it is refitted
+    checked, hit = train_fingerprint("sd-like", sets["real"], sets["generated"], config, store)
+    assert not hit and checked.train_key == fp.train_key
+    assert checked.watermark["matched"] is True and card_warnings(checked) == []
+    assert store.find_by_train_key(fp.train_key).watermark["matched"] is True

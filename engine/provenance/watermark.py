@@ -82,6 +82,15 @@ def _printable(raw: bytes) -> str:
 MISSING = "the SD watermark needs invisible-watermark (and OpenCV): pip install 'dif-lineage[provenance]'"
 
 
+def decoder_available() -> bool:
+    """Whether the SD watermark can be read here (the optional ``imwatermark`` imports)."""
+    try:
+        imwatermark()
+    except ConfigError:
+        return False
+    return True
+
+
 def imwatermark():
     """The ``imwatermark`` module, or ConfigError saying how to install it (it is an optional extra)."""
     try:

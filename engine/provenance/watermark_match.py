@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from engine.data.images import LoadedImage, derived
-from engine.provenance.watermark import SD_GENERATOR, embed_sd_watermark, read_sd_watermark
+from engine.provenance.watermark import MISSING, SD_GENERATOR, embed_sd_watermark, read_sd_watermark
 
 CANVAS = 512  # side of the reference SD scripts' output, where their watermark is embedded
 MARKED_FRACTION = 0.5  # a training set "carries the watermark" when at least this share of images reads as marked
@@ -33,18 +33,20 @@ class WatermarkSurvey:
     generator: str | None  # the known watermark found, when the share reaches MARKED_FRACTION
     marked: int
     checked: int
+    unread: str = ""  # why no image could be read although some were large enough (the decoder is missing)
 
     @property
     def fraction(self) -> float:
         return self.marked / self.checked if self.checked else 0.0
 
     def to_dict(self) -> dict:
-        return {
+        record = {
             "generator": self.generator,
             "marked": self.marked,
             "checked": self.checked,
             "fraction": round(self.fraction, 4),
         }
+        return {**record, "unread": self.unread} if self.unread else record
 
 
 def survey(images: Sequence[LoadedImage], max_checked: int = MAX_CHECKED) -> WatermarkSurvey:
@@ -56,7 +58,8 @@ def survey(images: Sequence[LoadedImage], max_checked: int = MAX_CHECKED) -> Wat
     usable = [r for r in readings if r.available]
     marked = sum(1 for r in usable if r.generator is not None)
     found = SD_GENERATOR if usable and marked / len(usable) >= MARKED_FRACTION else None
-    return WatermarkSurvey(found, marked, len(usable))
+    unread = "" if usable else next((r.reason for r in readings if r.reason.startswith(MISSING)), "")
+    return WatermarkSurvey(found, marked, len(usable), unread)
 
 
 def mark_like_sd(pixels: np.ndarray) -> np.ndarray:
