@@ -1,6 +1,7 @@
 """Residual extractor speed: milliseconds per image for each extractor and thread count.
 
     python scripts/bench_extractors.py [--extractors ffdnet-s5,wavelet,dncnn] [--threads 1,2] [--images 16] [--crop 256]
+                                       [--device cuda]
 
 Images are scikit-image photos cut to the crop (shipped in its wheel), so anyone can rerun it. One
 warm-up batch per setting is not timed. Timings on a shared machine are noisy: compare ratios
@@ -32,6 +33,12 @@ def photo_batch(n: int, crop: int) -> torch.Tensor:
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extractors", default="ffdnet-s5,wavelet,dncnn")
@@ -39,21 +46,25 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time the GPU path (threads then only feed it)")
     args = parser.parse_args()
     from engine.residuals.registry import get_extractor
 
     images = photo_batch(args.images, args.crop)
-    print(f"| extractor | threads | ms per {args.crop}x{args.crop} image |")
-    print("|---|---|---|")
+    print(f"| extractor | device | threads | ms per {args.crop}x{args.crop} image |")
+    print("|---|---|---|---|")
     for name in args.extractors.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
-            extractor = get_extractor(name, torch.device("cpu"))
+            device = torch.device(args.device)
+            extractor = get_extractor(name, device)
             extractor(images[: args.batch], batch_size=args.batch)  # warm-up
+            synchronize(device)
             start = time.perf_counter()
             extractor(images, batch_size=args.batch)
+            synchronize(device)
             ms = 1000 * (time.perf_counter() - start) / len(images)
-            print(f"| {name} | {threads} | {ms:.1f} |", flush=True)
+            print(f"| {name} | {args.device} | {threads} | {ms:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
