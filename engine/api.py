@@ -16,6 +16,7 @@ from engine.data.augment import degraded_copies
 from engine.data.conditions import image_warnings
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
+from engine.data.perturb import JPEG_RESAVES, perturb
 from engine.data.reference_pool import ReferencePool, pool_id
 from engine.data.splits import share_out, split_half, take
 from engine.data.tiles import DEFAULT_MAX_TILES, Box, tiles_of
@@ -582,6 +583,14 @@ def detect(
         if cal is not None:
             row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
         warnings = image_warnings(im, fp.crop)
+        rates = jpeg_rates_for(fp, im.jpeg_quality) if k else None
+        if rates:  # the reading's cut was set on uncompressed photos: say what it does at this quality
+            row["jpeg_rates"] = rates
+            warnings = warnings + [
+                f"read against this model's held-out images re-saved at JPEG quality {rates['quality']}, "
+                f"this reading flagged {rates['flagged_real']:.0%} of {rates['n_real']} real photos and "
+                f"{rates['flagged_generated']:.0%} of {rates['n_generated']} generated images"
+            ]
         if warnings:  # one model's reading weakens under the same conditions as attribution's
             row["warnings"] = warnings
         rows.append(row)
@@ -690,7 +699,7 @@ def train_from_folders(
         real_test, fake_test = load(real_test_files), load(fake_test_files)
         test_files = {"real": [im.source for im in real_test], "fake": [im.source for im in fake_test]}
         held_out = (real_test, fake_test, test_files)
-    metrics = finish_training(fp, held_out, reference_pool, store, device)
+    metrics = finish_training(fp, held_out, reference_pool, store, device, calibration)
     warnings += card_warnings(fp)
     return {"fingerprint": fp, "cached": cached, "skipped": skipped, "test_metrics": metrics, "warnings": warnings}
 
@@ -715,8 +724,10 @@ def finish_training(
     reference_pool: ReferencePool | None,
     store: Store | None = None,
     device: torch.device | None = None,
+    calibration: Calibration | None = None,
 ) -> dict | None:
-    """After a fit: mu_real from the reference pool, metrics on the held-out images, the card stored.
+    """After a fit: mu_real from the reference pool, the JPEG reading's rates on the ``calibration``
+    images re-saved (``measure_jpeg_rates``), metrics on the held-out images, the card stored.
 
     The one sequence behind ``dif train`` (the folders' held-out halves) and the dashboard (a share
     of the uploads). Returns the test metrics: None when ``held_out`` is None (the card keeps what
@@ -725,6 +736,7 @@ def finish_training(
     if held_out is None or not (held_out[0] and held_out[1]):
         if reference_pool is not None:
             calibrate_on_pool(fp, reference_pool, store, device)
+        measure_jpeg_rates(fp, calibration, store, device)
         metrics = None if held_out is None else {}
         if held_out is not None:
             fp.test_metrics, fp.test_files = {}, {}
@@ -733,9 +745,66 @@ def finish_training(
         rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
         metrics = _test_metrics(fp, rho[: len(real_test)], rho[len(real_test) :], reference_pool, store, device)
         fp.test_metrics, fp.test_files = metrics, test_files
-    if store is not None and (held_out is not None or reference_pool is not None):
+        measure_jpeg_rates(fp, calibration, store, device)
+    if store is not None and (held_out is not None or reference_pool is not None or calibration is not None):
         store.save(fp)
     return metrics
+
+
+JPEG_CHECKS = ("jpeg90", "jpeg75", "jpeg50")  # qualities at which a card measures its JPEG reading
+
+
+def measure_jpeg_rates(
+    fp: Fingerprint,
+    calibration: Calibration | None,
+    store: Store | None = None,
+    device: torch.device | None = None,
+) -> None:
+    """How the card's JPEG reading labels its own calibration images re-saved at qualities 90, 75, 50
+    (``fp.jpeg_reading["by_quality"]``).
+
+    The reading's cut is set on uncompressed photos, so its false-positive target does not hold for
+    JPEGs (docs/RESULTS.md, "Robustness"); these are the rates a JPEG suspect of that quality should be
+    read against. They are measured on images the fingerprint was not fitted to, from the user's own
+    real folder, and say so. No calibration images or no JPEG reading: nothing is measured.
+    """
+    reading = jpeg_reading_of(fp)
+    if reading is None or calibration is None or not (calibration[0] and calibration[1]):
+        return
+    real, fake = list(calibration[0]), list(calibration[1])
+    rates = []
+    for name in JPEG_CHECKS:
+        rho = rho_for([reading], perturb(real, name) + perturb(fake, name), store, device)[:, 0]
+        flagged = scores_and_decisions(reading, rho)[1]
+        rates.append(
+            {
+                "quality": JPEG_RESAVES[name],
+                "flagged_real": round(float(flagged[: len(real)].mean()), 4),
+                "flagged_generated": round(float(flagged[len(real) :].mean()), 4),
+                "n_real": len(real),
+                "n_generated": len(fake),
+            }
+        )
+    fp.jpeg_reading = {**fp.jpeg_reading, "by_quality": rates}
+
+
+def jpeg_rates_for(fp: Fingerprint, quality: float | None) -> dict | None:
+    """The measured rates nearest to a suspect's estimated JPEG quality (None: none measured)."""
+    raw = (fp.jpeg_reading or {}).get("by_quality") or []
+    try:
+        rates = [
+            {
+                "quality": int(r["quality"]),
+                **{k: float(r[k]) for k in ("flagged_real", "flagged_generated")},
+                **{k: int(r[k]) for k in ("n_real", "n_generated")},
+            }
+            for r in raw
+        ]
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed") from None
+    if not rates:
+        return None
+    return min(rates, key=lambda r: abs(r["quality"] - (75 if quality is None else quality)))
 
 
 def _test_metrics(

@@ -44,6 +44,8 @@ from engine.storage.store import Store
 data, work = Path(sys.argv[1]), Path(sys.argv[2])
 store = Store()
 card = replace(store.load("sd1-plain"), jpeg_reading={})
+for rates in store.load("sd1-plain").jpeg_reading.get("by_quality", []):
+    print(f"the card's JPEG reading on its calibration images re-saved: {rates}")
 for folder in (work / "sd1-b-jpeg75", work / "real-jpeg75"):
     rows = detect(card, load_images(list_images(folder), crop=None)[0], store)
     flagged = sum(r["label"] == "generated" for r in rows) / len(rows)

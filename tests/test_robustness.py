@@ -255,6 +255,45 @@ def test_a_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it
         detect(broken, q75, store)
 
 
+def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(tiny_dataset, tmp_path, store):
+    """The rates a JPEG suspect is read against are detect's own labels on the calibration images
+    re-saved at 90 / 75 / 50; a JPEG row carries the nearest and says it in a warning."""
+    from dataclasses import replace
+
+    from engine.api import detect, train_from_folders
+    from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
+    from engine.errors import ConfigError
+
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
+    fp = train_from_folders("r", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
+        "fingerprint"
+    ]
+    rates = fp.jpeg_reading["by_quality"]
+    assert [r["quality"] for r in rates] == [90, 75, 50]
+    real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    cal_real = [im for im in real if im.sha256 in set(fp.calibration_set["real"])]
+    cal_fake = [im for im in fake if im.sha256 in set(fp.calibration_set["fake"])]
+    assert (rates[0]["n_real"], rates[0]["n_generated"]) == (len(cal_real), len(cal_fake)) and cal_real and cal_fake
+    for r in rates:
+        for images, key in ((cal_real, "flagged_real"), (cal_fake, "flagged_generated")):
+            rows = detect(fp, perturb(images, f"jpeg{r['quality']}"), store)
+            assert all(row["jpeg_rates"] == r for row in rows)
+            assert r[key] == pytest.approx(np.mean([row["label"] == "generated" for row in rows]), abs=1e-4)
+    assert store.load("r").jpeg_reading["by_quality"] == rates  # stored with the card
+
+    named = [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in fake[:2]]
+    q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
+    rows = detect(fp, q95 + fake[:1], store)
+    assert [row["jpeg_rates"]["quality"] for row in rows[:2]] == [90, 90]  # the nearest measured quality
+    assert any("re-saved at JPEG quality 90" in w for w in rows[0]["warnings"])
+    assert "jpeg_rates" not in rows[2]  # a PNG is read the plain way, against the clean calibration
+    broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "by_quality": [{"quality": "x"}]})
+    with pytest.raises(ConfigError, match="'r': its card's jpeg_reading is malformed"):
+        detect(broken, q95, store)
+
+
 # ---------------------------------------------------------------- format bias
 def _jpeg_folder(folder, items, quality: int = 85):
     folder.mkdir(parents=True, exist_ok=True)

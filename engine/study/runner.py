@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.api import crop_images, metrics_from_rho, rho_for, train_fingerprint
+from engine.api import crop_images, measure_jpeg_rates, metrics_from_rho, rho_for, train_fingerprint
 from engine.data.images import LoadedImage
 from engine.errors import DifError
 from engine.method.calibration import from_card
@@ -212,7 +212,8 @@ def _src(images: list[LoadedImage]) -> tuple[str, ...]:
 
 
 def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
-    """The held-out metrics ``dif train`` records (test halves only), then the save."""
+    """The held-out metrics and JPEG rates ``dif train`` records (test halves only), then the save."""
+    measure_jpeg_rates(fp, plan.calibration, store)
     rho = rho_for([fp], plan.test_real + plan.test_fake, store)[:, 0]
     rho_r, rho_f = rho[: len(plan.test_real)], rho[len(plan.test_real) :]
     metrics = metrics_from_rho(fp, rho_r, rho_f)
