@@ -752,6 +752,7 @@ def finish_training(
 
 
 JPEG_CHECKS = ("jpeg90", "jpeg75", "jpeg50")  # qualities at which a card measures its JPEG reading
+JPEG_CHECK_IMAGES = 64  # per class at most: a rate to about +-6 points, at a bounded cost per fit
 
 
 def measure_jpeg_rates(
@@ -771,7 +772,7 @@ def measure_jpeg_rates(
     reading = jpeg_reading_of(fp)
     if reading is None or calibration is None or not (calibration[0] and calibration[1]):
         return
-    real, fake = list(calibration[0]), list(calibration[1])
+    real, fake = list(calibration[0])[:JPEG_CHECK_IMAGES], list(calibration[1])[:JPEG_CHECK_IMAGES]
     rates = []
     for name in JPEG_CHECKS:
         rho = rho_for([reading], perturb(real, name) + perturb(fake, name), store, device)[:, 0]

@@ -260,7 +260,7 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
     re-saved at 90 / 75 / 50; a JPEG row carries the nearest and says it in a warning."""
     from dataclasses import replace
 
-    from engine.api import detect, train_from_folders
+    from engine.api import JPEG_CHECK_IMAGES, detect, train_from_folders
     from engine.data.images import list_images, load_images
     from engine.data.perturb import perturb
     from engine.errors import ConfigError
@@ -273,8 +273,9 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
     assert [r["quality"] for r in rates] == [90, 75, 50]
     real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
     fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
-    cal_real = [im for im in real if im.sha256 in set(fp.calibration_set["real"])]
-    cal_fake = [im for im in fake if im.sha256 in set(fp.calibration_set["fake"])]
+    by_hash = {im.sha256: im for im in real + fake}  # in the card's calibration order, as measured
+    cal_real = [by_hash[h] for h in fp.calibration_set["real"]][:JPEG_CHECK_IMAGES]
+    cal_fake = [by_hash[h] for h in fp.calibration_set["fake"]][:JPEG_CHECK_IMAGES]
     assert (rates[0]["n_real"], rates[0]["n_generated"]) == (len(cal_real), len(cal_fake)) and cal_real and cal_fake
     for r in rates:
         for images, key in ((cal_real, "flagged_real"), (cal_fake, "flagged_generated")):
