@@ -44,6 +44,7 @@ ResidualProgress = Callable[[int, int], None]
 # quality measured (JPEG-95: 0.915 / 0.896 against 0.881 / 0.733; JPEG-75: 0.770 / 0.667 against
 # 0.596 / 0.528; docs/RESULTS.md, "Robustness"); on uncompressed images plain stays the better reading
 JPEG_STATISTIC = "periodic"
+OFFSET_STATISTIC = "phase"  # where the crop starts does not change it (engine/method/correlation.py)
 
 
 def crop_images(images: Sequence[LoadedImage], crop: int, pad: bool = False) -> list[LoadedImage]:
@@ -174,10 +175,10 @@ def train_fingerprint(
             changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
             # same fingerprint, read another way (statistic, decision rule), or stored before cards had a JPEG
             # reading: re-calibrate from the cached residuals, never refit
-            if changed or _lacks_jpeg_reading(hit, list(real) + list(fake)):
+            if changed or _missing_readings(hit, list(real) + list(fake)):
                 hit.config = {**hit.config, **wanted}
                 _calibrate(hit, real, fake, calibration, config, store, device)
-                changed = changed or bool(hit.jpeg_reading)
+                changed = changed or bool(hit.jpeg_reading or hit.offset_reading)
             if changed or hit.name != name or (metadata and metadata != hit.metadata):
                 hit.name = name
                 if metadata:
@@ -286,19 +287,26 @@ def _calibrate(
             "fake": [im.sha256 for im in cal_fake],
         }
     _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
-    fp.jpeg_reading = {}
-    if _lacks_jpeg_reading(fp, list(real) + list(fake)):
-        jpeg_fp = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={})
-        _calibrate_on_residuals(jpeg_fp, fit_residuals, cal_residuals, config)
-        fp.jpeg_reading = _reading_record(jpeg_fp)
+    fp.jpeg_reading, fp.offset_reading = {}, {}
+    wanted = _missing_readings(fp, list(real) + list(fake))
+    for kind, statistic in (("jpeg", JPEG_STATISTIC), ("offset", OFFSET_STATISTIC)):
+        if kind in wanted:
+            other = replace(fp, config={**fp.config, "correlation": statistic}, jpeg_reading={}, offset_reading={})
+            _calibrate_on_residuals(other, fit_residuals, cal_residuals, config)
+            setattr(fp, f"{kind}_reading", _reading_record(other, APPLIES_TO[kind]))
     return fp
 
 
-def _lacks_jpeg_reading(fp: Fingerprint, training: Sequence[LoadedImage]) -> bool:
-    """Whether ``fp`` should have a JPEG reading it lacks: a ``plain`` card not fitted mostly on JPEGs
-    (a card read another way reads everything that way; one fitted on JPEGs reads them as it is)."""
+def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[str]:
+    """The extra readings a ``plain`` card should have and lacks (a card read another way reads
+    everything that way): ``jpeg`` unless it was fitted mostly on JPEGs (it then reads them as it is),
+    and ``offset``."""
+    if fp.correlation != "plain":
+        return set()
     mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
-    return fp.correlation == "plain" and not fp.jpeg_reading and not mostly_jpeg
+    return ({"jpeg"} if not fp.jpeg_reading and not mostly_jpeg else set()) | (
+        {"offset"} if not fp.offset_reading else set()
+    )
 
 
 def _calibrate_on_residuals(
@@ -339,11 +347,17 @@ def _calibrate_on_residuals(
     fp.train_metrics = metrics_from_rho(fp, fit_real, fit_fake)
 
 
-def _reading_record(jpeg_fp: Fingerprint) -> dict:
-    """What the card keeps of the JPEG reading: enough to rebuild it (``jpeg_reading_of``) and re-fit it on a pool."""
+APPLIES_TO = {
+    "jpeg": "JPEG files and JPEG re-saves",
+    "offset": "images whose 8-pixel pattern sits off the crop's grid (shifted or offset crops)",
+}
+
+
+def _reading_record(jpeg_fp: Fingerprint, applies_to: str = APPLIES_TO["jpeg"]) -> dict:
+    """What the card keeps of an extra reading: enough to rebuild it (``reading_of``) and re-fit it on a pool."""
     return {
         "statistic": jpeg_fp.correlation,
-        "applies_to": "JPEG files and JPEG re-saves",
+        "applies_to": applies_to,
         "mu_real": float(jpeg_fp.mu_real),
         "mu_fake": float(jpeg_fp.mu_fake),
         "calibration": jpeg_fp.calibration,
@@ -357,7 +371,17 @@ def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
 
     None when the card has no JPEG reading (a card from before it, or one read with another statistic).
     """
-    record = fp.jpeg_reading
+    return reading_of(fp, "jpeg")
+
+
+def offset_reading_of(fp: Fingerprint) -> Fingerprint | None:
+    """``fp`` as it reads an image whose 8-pixel pattern sits off the grid: ``phase``, calibrated alike."""
+    return reading_of(fp, "offset")
+
+
+def reading_of(fp: Fingerprint, kind: str) -> Fingerprint | None:
+    """``fp`` under its ``kind`` reading's statistic and calibration (None: the card has none)."""
+    record = getattr(fp, f"{kind}_reading")
     if not record:
         return None
     try:
@@ -368,7 +392,7 @@ def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
         if statistic not in CORRELATIONS or not (math.isfinite(mu_real) and math.isfinite(mu_fake)):
             raise ValueError(statistic)
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"model {fp.name!r}: its card's jpeg_reading is malformed") from None
+        raise ConfigError(f"model {fp.name!r}: its card's {kind}_reading is malformed") from None
     return replace(
         fp,
         config={**fp.config, "correlation": statistic},
@@ -378,25 +402,72 @@ def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
         decision=decision,
         train_rho_fake=rho_fake,
         jpeg_reading={},
+        offset_reading={},
     )
 
 
-def with_jpeg_readings(
-    fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage]
-) -> tuple[list[Fingerprint], list[list[int]]]:
-    """The fingerprints, then the JPEG readings of those that some image needs; and, per image and
-    model, the column of that list which reads it (one residual pass serves them all)."""
+Chooser = Callable[[np.ndarray], list[list[int]]]
+
+
+def with_readings(
+    fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], offsets: bool = False
+) -> tuple[list[Fingerprint], Chooser]:
+    """The fingerprints, then the extra readings some image needs; and a chooser that, given the
+    correlations of every image under every reading (one residual pass serves them all), says per
+    image and model which column reads it.
+
+    A JPEG is read with the model's JPEG reading. Any other image is read with the model's own
+    statistic and, with ``offsets``, when its 8-pixel pattern sits off the grid (``phase`` above its
+    no-roll value ``phase-grid``), also with the offset reading: the reading with the higher signed
+    score decides. On the transfer pairs this keeps shifted and offset crops at 0.80-0.93 where the
+    plain reading falls to chance, for 0.3-0.9 points clean (``scripts/offset_rule_study.py``); it
+    is not the default because it also raises the false-positive rate (docs/RESULTS.md, "Robustness").
+    """
     readings = list(fingerprints)
-    jpeg_column: dict[int, int] = {}
+    jpeg_col: dict[int, int] = {}
+    offset_col: dict[int, tuple[int, int]] = {}
     for j, fp in enumerate(fingerprints):
         if any(reads_as_jpeg(fp, im) for im in images):
-            jpeg_column[j] = len(readings)
+            jpeg_col[j] = len(readings)
             readings.append(jpeg_reading_of(fp))
-    columns = [
-        [jpeg_column[j] if j in jpeg_column and reads_as_jpeg(fp, im) else j for j, fp in enumerate(fingerprints)]
-        for im in images
-    ]
-    return readings, columns
+        offset = offset_reading_of(fp) if offsets else None
+        if offset is not None and any(not reads_as_jpeg(fp, im) for im in images):
+            grid = replace(offset, config={**offset.config, "correlation": "phase-grid"})
+            offset_col[j] = (len(readings), len(readings) + 1)
+            readings += [offset, grid]
+
+    def choose(rho: np.ndarray) -> list[list[int]]:
+        scores = {k: scores_and_decisions(readings[k], rho[:, k])[0] for k in range(len(fingerprints))}
+        scores.update({o: scores_and_decisions(readings[o], rho[:, o])[0] for o, _ in offset_col.values()})
+        columns = []
+        for i, im in enumerate(images):
+            row = []
+            for j, fp in enumerate(fingerprints):
+                k = j
+                if j in jpeg_col and reads_as_jpeg(fp, im):
+                    k = jpeg_col[j]
+                elif j in offset_col:
+                    o, g = offset_col[j]
+                    if rho[i, o] > rho[i, g] + OFF_GRID_MARGIN and scores[o][i] > scores[j][i]:
+                        k = o
+                row.append(k)
+            columns.append(row)
+        return columns
+
+    return readings, choose
+
+
+OFF_GRID_MARGIN = 1e-6  # phase's maximum over rolls beyond its no-roll value: the pattern sits off the grid
+
+
+def reading_kind(fp: Fingerprint, reading: Fingerprint, image: LoadedImage) -> str:
+    """How a row names the reading that decided it (empty: the model's own)."""
+    if reading is fp:
+        return ""
+    if reads_as_jpeg(fp, image):
+        quality = "unknown" if image.jpeg_quality is None else f"{image.jpeg_quality:.0f}"
+        return f"{reading.correlation} (JPEG quality {quality})"
+    return f"{reading.correlation} (the image's 8-pixel pattern sits off the grid)"
 
 
 def reads_as_jpeg(fp: Fingerprint, image: LoadedImage) -> bool:
@@ -551,14 +622,17 @@ def detect(
     device: torch.device | None = None,
     pad: bool = False,
     max_tiles: int = DEFAULT_MAX_TILES,
+    offsets: bool = False,
 ) -> list[dict]:
     """Per image: rho (the mean over the analysed tiles), signed score, label, the tiles analysed, any warnings.
 
-    A JPEG is read with the card's JPEG reading (its row says ``"reading"``); both
+    A JPEG is read with the card's JPEG reading, and with ``offsets`` an image whose pattern sits off
+    the grid also with the offset reading (``with_readings``; the row says ``"reading"``); all
     readings come from one residual pass.
     """
-    readings, columns = with_jpeg_readings([fp], images)
+    readings, choose = with_readings([fp], images, offsets)
     rho_all, boxes, per_tile = tiled_rho(readings, images, store, device, pad, max_tiles=max_tiles)
+    columns = choose(rho_all)
     decided = [(reading, *scores_and_decisions(reading, rho_all[:, k])) for k, reading in enumerate(readings)]
     rows = []
     for i, im in enumerate(images):
@@ -575,15 +649,14 @@ def detect(
             "tiles": [list(b) for b in boxes[i]],
         }
         if k:
-            quality = "unknown" if im.jpeg_quality is None else f"{im.jpeg_quality:.0f}"
-            row["reading"] = f"{reading.correlation} (JPEG quality {quality})"
+            row["reading"] = reading_kind(fp, reading, im)
         if len(boxes[i]) > 1:
             row["tile_rho"] = [round(float(v), 6) for v in per_tile[i][:, k]]
         cal = from_card(reading.calibration)
         if cal is not None:
             row.update({"confidence": float(cal.confidence(r)), "calibrated": str(cal.verdict(r))})
         warnings = image_warnings(im, fp.crop)
-        rates = jpeg_rates_for(fp, im.jpeg_quality) if k else None
+        rates = jpeg_rates_for(fp, im.jpeg_quality) if k and reads_as_jpeg(fp, im) else None
         if rates:  # the reading's cut was set on uncompressed photos: say what it does at this quality
             row["jpeg_rates"] = rates
             warnings = warnings + [
@@ -613,12 +686,13 @@ def calibrate_on_pool(
     )
     if len(pool_images) < 2:
         return fp
-    jpeg_fp = jpeg_reading_of(fp)
-    rho_pool = rho_for([fp] + ([jpeg_fp] if jpeg_fp else []), pool_images, store, device)
+    extra = {kind: reading_of(fp, kind) for kind in APPLIES_TO}
+    extra = {kind: reading for kind, reading in extra.items() if reading is not None}
+    rho_pool = rho_for([fp, *extra.values()], pool_images, store, device)
     _fit_on_pool(fp, rho_pool[:, 0], pool)
-    if jpeg_fp is not None:
-        _fit_on_pool(jpeg_fp, rho_pool[:, 1], pool)
-        fp.jpeg_reading = _reading_record(jpeg_fp)
+    for column, (kind, reading) in enumerate(extra.items(), start=1):
+        _fit_on_pool(reading, rho_pool[:, column], pool)
+        setattr(fp, f"{kind}_reading", _reading_record(reading, APPLIES_TO[kind]))
     return fp
 
 

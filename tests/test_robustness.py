@@ -295,6 +295,71 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
         detect(broken, q95, store)
 
 
+def test_phase_grid_is_phase_at_no_roll():
+    """``phase`` is the largest correlation over the 64 rolls; ``phase-grid`` the one at no roll."""
+    from engine.method.correlation import rho_matrix
+
+    gen = torch.Generator().manual_seed(0)
+    pattern = torch.randn(1, 3, 8, 8, generator=gen).repeat(1, 1, 8, 8)  # 64 x 64, period 8
+    noisy = lambda x: x + 0.5 * torch.randn(x.shape, generator=gen)  # noqa: E731
+    aligned, shifted = noisy(pattern), noisy(torch.roll(pattern, (1, 2), dims=(2, 3)))
+    phase = rho_matrix(torch.cat([aligned, shifted]), pattern, "phase")[:, 0]
+    grid = rho_matrix(torch.cat([aligned, shifted]), pattern, "phase-grid")[:, 0]
+    assert phase[0] == pytest.approx(grid[0], abs=1e-6)  # aligned: the best roll is no roll
+    assert phase[1] > grid[1] + 0.5  # shifted: the best roll is elsewhere, and far better
+
+
+def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
+    """The card's offset reading is the fit re-calibrated under ``phase``; with ``offsets`` an image
+    whose pattern sits off the grid takes whichever reading is surer, so nothing plain flags is lost."""
+    from dataclasses import replace
+
+    from engine.api import detect, offset_reading_of, train_from_folders
+    from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
+    from engine.errors import ConfigError
+
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
+    fp = train_from_folders("o", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
+        "fingerprint"
+    ]
+    phase_cfg = TrainConfig(**{**cfg.to_dict(), "correlation": "phase"})
+    phase = train_from_folders("o-phase", tiny_dataset["real"], tiny_dataset["fake"], phase_cfg, 8, store)
+    assert phase["cached"]
+    offset = offset_reading_of(fp)
+    assert offset.correlation == "phase" and offset.decision == pytest.approx(phase["fingerprint"].decision)
+    assert (offset.mu_real, offset.mu_fake) == pytest.approx(
+        (phase["fingerprint"].mu_real, phase["fingerprint"].mu_fake), abs=1e-6
+    )
+
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    images = perturb(fake, "shift1") + perturb(real, "shift1") + fake
+    plain_rows = detect(fp, images, store)
+    rows = detect(fp, images, store, offsets=True)
+    as_phase = detect(phase["fingerprint"], images, store)
+    assert all("reading" not in r for r in plain_rows)  # without offsets: the plain reading, as before
+    switched = [i for i, r in enumerate(rows) if "reading" in r]
+    assert switched, "no image was read with the offset reading: this test would test nothing"
+    for i, (row, plain_row) in enumerate(zip(rows, plain_rows)):
+        if i in switched:
+            assert row["reading"] == "phase (the image's 8-pixel pattern sits off the grid)"
+            assert row["rho"] == pytest.approx(as_phase[i]["rho"], abs=1e-6) and row["score"] > plain_row["score"]
+        else:
+            assert row["rho"] == pytest.approx(plain_row["rho"], abs=1e-9)
+        if plain_row["label"] == "generated":
+            assert row["label"] == "generated"  # the surer reading decides: a plain flag is never lost
+    # attribution reads the same way: the same reading and score per image
+    from engine.lineage.attribution import attribute
+
+    for result, row in zip(attribute(images, [fp], store, offsets=True), rows):
+        [entry] = [e for e in result.ranking if e["model"] == "o"]
+        assert entry.get("reading") == row.get("reading") and entry["score"] == pytest.approx(row["score"], abs=1e-9)
+    broken = replace(fp, offset_reading={**fp.offset_reading, "statistic": "nope"})
+    with pytest.raises(ConfigError, match="'o': its card's offset_reading is malformed"):
+        detect(broken, images[:1], store, offsets=True)
+
+
 # ---------------------------------------------------------------- format bias
 def _jpeg_folder(folder, items, quality: int = 85):
     folder.mkdir(parents=True, exist_ok=True)

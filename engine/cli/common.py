@@ -78,3 +78,9 @@ def _json_default(obj: Any):
 
 def round_metrics(metrics: dict | None, digits: int = 4) -> dict:
     return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in (metrics or {}).items()}
+
+
+OFFSETS_HELP = (
+    "also read an image whose 8-pixel pattern sits off the crop's grid (shifted, cropped at an offset) with the "
+    "model's offset reading (phase): more shifted copies found, more real photos flagged (docs/RESULTS.md)"
+)

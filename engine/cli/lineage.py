@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.cli.common import add_table_format, open_store, print_json, progress_bar
+from engine.cli.common import OFFSETS_HELP, add_table_format, open_store, print_json, progress_bar
 from engine.errors import ConfigError
 
 
@@ -152,7 +152,7 @@ def cmd_attribute(args) -> int:
     if not fps:
         raise ConfigError(f"no models in {store.root} (train some, or run 'dif demo build')")
     images, bad = load_images(expand_sources(args.images), crop=None)
-    results = attribute(images, fps, store) if images else []
+    results = attribute(images, fps, store, offsets=args.offsets) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
     prov = beside_attribution(
         [r.source for r in results], [r.verdict for r in results], {fp.name: fp.metadata for fp in fps}
@@ -275,6 +275,7 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--models", nargs="+", help="only these models (default: all stored)")
     p.add_argument("--top", type=int, default=5, help="ranking rows to print per image")
+    p.add_argument("--offsets", action="store_true", help=OFFSETS_HELP)
     p.add_argument(
         "--report",
         metavar="FILE",

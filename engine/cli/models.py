@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable
 
-from engine.cli.common import ProgressBar, add_table_format, open_store, print_json, round_metrics
+from engine.cli.common import OFFSETS_HELP, ProgressBar, add_table_format, open_store, print_json, round_metrics
 
 
 def _reference_pool(args, crop: int):
@@ -152,7 +152,7 @@ def cmd_detect(args) -> int:
     images, bad = load_images(expand_sources(args.images), crop=None, strict=args.strict)
     if args.tiles < 1:
         raise ConfigError(f"--tiles {args.tiles}: must be at least 1")
-    rows = detect(fp, images, store, pad=args.pad, max_tiles=args.tiles) if images else []
+    rows = detect(fp, images, store, pad=args.pad, max_tiles=args.tiles, offsets=args.offsets) if images else []
     errors = [{"file": e.source, "error": e.problem} for e in bad]
     if args.json:
         print_json({"model": fp.name, "results": rows, "errors": errors})
@@ -215,9 +215,10 @@ def cmd_show(args) -> int:
     if not args.history:
         card.pop("history", None)
         card["train_files"] = {k: f"{len(v)} files" for k, v in card["train_files"].items()}
-        reading = card.get("jpeg_reading", {})
-        if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
-            card["jpeg_reading"] = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
+        for key in ("jpeg_reading", "offset_reading"):
+            reading = card.get(key, {})
+            if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
+                card[key] = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
     print_json(card)
     return 0
 
@@ -355,6 +356,7 @@ def register(sub, add_common: Callable) -> None:
         metavar="N",
         help="score an image larger than two crops on up to N tiles and average them (1: the centre crop only)",
     )
+    p.add_argument("--offsets", action="store_true", help=OFFSETS_HELP)
     p.add_argument("--strict", action="store_true")
     add_common(p)
     p.set_defaults(func=cmd_detect)

@@ -62,12 +62,14 @@ def attribute(
     device: torch.device | None = None,
     data: Sequence[bytes | None] | None = None,
     max_tiles: int = DEFAULT_MAX_TILES,
+    offsets: bool = False,
 ) -> list[Attribution]:
     """Rank ``fingerprints`` for each image; verdict = best-scoring model that claims it, else "unknown".
 
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
+    ``offsets``: an image whose pattern sits off the grid is also read with each model's offset reading.
     """
-    from engine.api import tiled_rho, with_jpeg_readings
+    from engine.api import reading_kind, tiled_rho, with_readings
     from engine.method.calibration import from_card
     from engine.method.detect import scores_and_decisions
 
@@ -77,8 +79,9 @@ def attribute(
         return []
     crop = max(fp.crop for fp in fingerprints)
     pad = any(min(im.pixels.shape[:2]) < crop for im in images)
-    readings, columns = with_jpeg_readings(fingerprints, images)  # a JPEG is read the JPEG way
+    readings, choose = with_readings(fingerprints, images, offsets)  # a JPEG the JPEG way; off-grid: phase too
     rho, boxes, _ = tiled_rho(readings, images, store, device, pad=pad, max_tiles=max_tiles)
+    columns = choose(rho)
     per_reading = [scores_and_decisions(fp, rho[:, k]) for k, fp in enumerate(readings)]
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
@@ -97,7 +100,7 @@ def attribute(
                 "reliable": reliable[j],
             }
             if k != j:
-                entry["reading"] = readings[k].correlation
+                entry["reading"] = reading_kind(fp, readings[k], image)
             if calibrations[k] is not None:  # calibrated P(correct decision) and the 3-way verdict
                 entry["confidence"] = float(calibrations[k].confidence(rho[i, k]))
                 entry["calibrated"] = str(calibrations[k].verdict(rho[i, k]))

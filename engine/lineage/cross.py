@@ -160,14 +160,16 @@ def _rho_where_possible(
 def _read_as_detect_does(
     fingerprints: Sequence[Fingerprint], images: Sequence[LoadedImage], store: Store | None, device, progress
 ) -> tuple[np.ndarray, np.ndarray]:
-    """N x M correlations and decisions, each image read by each model as ``dif detect`` reads it: a
-    JPEG with the model's JPEG reading, so a cell says what a user of that model would see. The
+    """N x M correlations and decisions, each image read by each model as ``dif detect`` reads it (a
+    JPEG with the model's JPEG reading, an off-grid image also with its offset reading), so a cell
+    says what a user of that model would see. The
     readings share one residual pass; NaN rho (image smaller than the crop) is never flagged."""
-    from engine.api import with_jpeg_readings
+    from engine.api import with_readings
     from engine.method.detect import decide
 
-    readings, columns = with_jpeg_readings(fingerprints, images)
-    rho_all = _rho_where_possible(readings, images, store, device, progress)  # N x (M + JPEG readings)
+    readings, choose = with_readings(fingerprints, images)
+    rho_all = _rho_where_possible(readings, images, store, device, progress)  # N x (M + extra readings)
+    columns = choose(np.nan_to_num(rho_all, nan=-np.inf))
     flagged_all = np.stack(
         [decide(rho_all[:, k], r.mu_real, r.mu_fake, r.threshold) for k, r in enumerate(readings)], axis=1
     )

@@ -19,6 +19,10 @@ higher floor than one value, which is why the earlier full-image ``shift-max`` l
 images: here the 64 values are each averaged over 900 blocks, so the floor stays low. It needs the
 fingerprint's sign fixed (generated side positive), which training does (``api.train_fingerprint``).
 
+``phase-grid`` (internal): ``phase``'s correlation at no roll. Where ``phase`` exceeds it, the
+image's periodic pattern is off the crop's 8-pixel grid (a shifted or offset crop), which is when
+detection also reads it with ``phase`` (``api.with_readings``).
+
 ``shift-max``: the earlier alignment statistic, max |circular cross-correlation| over 64 shifts of the
 full residual (kept for comparison). mu_real, mu_fake and the cut are always calibrated with the
 fingerprint's own statistic.
@@ -62,6 +66,9 @@ def rho_matrix(
         return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T / a[0].numel()
     if mode == "phase":
         return phase_max_matrix(periodic_part(r, period), periodic_part(f, period))
+    if mode == "phase-grid":  # phase's value at no roll: phase exceeds it when the pattern sits off the grid
+        a, b = periodic_part(r, period), periodic_part(f, period)
+        return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T / a[0].numel()
     raise ValueError(f"unknown correlation mode {mode!r}")
 
 

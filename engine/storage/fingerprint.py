@@ -58,6 +58,7 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "reference_pool": ((dict,), False),
     "decision": ((dict,), False),
     "jpeg_reading": ((dict,), False),
+    "offset_reading": ((dict,), False),
     "calibration_set": ((dict,), False),
 }
 
@@ -101,6 +102,8 @@ class Fingerprint:
     # how a JPEG suspect is read: {"statistic", "applies_to", "mu_real", "mu_fake",
     # "calibration", "decision"}, calibrated on the same images under that statistic; {} = like any other
     jpeg_reading: dict[str, Any] = field(default_factory=dict)
+    # how an image whose 8-pixel pattern sits off the crop's grid is also read (``phase``, same record)
+    offset_reading: dict[str, Any] = field(default_factory=dict)
     # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
     calibration_set: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -155,6 +158,7 @@ class Fingerprint:
             "reference_pool": self.reference_pool,
             "decision": self.decision,
             "jpeg_reading": self.jpeg_reading,
+            "offset_reading": self.offset_reading,
             "calibration_set": self.calibration_set,
         }
 
@@ -280,6 +284,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         reference_pool=card.get("reference_pool", {}),
         decision=card.get("decision", {}),
         jpeg_reading=card.get("jpeg_reading", {}),
+        offset_reading=card.get("offset_reading", {}),
         calibration_set=card.get("calibration_set", {}),
         created=card["created"],
         version=card["version"],
