@@ -353,16 +353,16 @@ APPLIES_TO = {
 }
 
 
-def _reading_record(jpeg_fp: Fingerprint, applies_to: str = APPLIES_TO["jpeg"]) -> dict:
+def _reading_record(reading: Fingerprint, applies_to: str = APPLIES_TO["jpeg"]) -> dict:
     """What the card keeps of an extra reading: enough to rebuild it (``reading_of``) and re-fit it on a pool."""
     return {
-        "statistic": jpeg_fp.correlation,
+        "statistic": reading.correlation,
         "applies_to": applies_to,
-        "mu_real": float(jpeg_fp.mu_real),
-        "mu_fake": float(jpeg_fp.mu_fake),
-        "calibration": jpeg_fp.calibration,
-        "decision": jpeg_fp.decision,
-        "rho_fake": [round(float(v), 7) for v in jpeg_fp.train_rho_fake],
+        "mu_real": float(reading.mu_real),
+        "mu_fake": float(reading.mu_fake),
+        "calibration": reading.calibration,
+        "decision": reading.decision,
+        "rho_fake": [round(float(v), 7) for v in reading.train_rho_fake],
     }
 
 
