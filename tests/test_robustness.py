@@ -290,6 +290,16 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
     assert [row["jpeg_rates"]["quality"] for row in rows[:2]] == [90, 90]  # the nearest measured quality
     assert any("re-saved at JPEG quality 90" in w for w in rows[0]["warnings"])
     assert "jpeg_rates" not in rows[2]  # a PNG is read the plain way, against the clean calibration
+    from engine.lineage.attribution import attribute
+
+    attributed = attribute(q95, [fp], store)
+    assert any(result.verdict == "r" for result in attributed)  # else the loop below would check nothing
+    for result in attributed:  # attribution says the same of a verdict it reaches
+        said = [w for w in result.warnings if "re-saved at JPEG quality 90" in w]
+        assert said == ([f"r, read against its held-out images re-saved at JPEG quality 90, flagged "
+                         f"{rates[0]['flagged_real']:.0%} of {rates[0]['n_real']} real photos and "
+                         f"{rates[0]['flagged_generated']:.0%} of {rates[0]['n_generated']} generated images"]
+                        if result.verdict == "r" else [])  # fmt: skip
     broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "by_quality": [{"quality": "x"}]})
     with pytest.raises(ConfigError, match="'r': its card's jpeg_reading is malformed"):
         detect(broken, q95, store)

@@ -69,7 +69,7 @@ def attribute(
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     ``offsets``: an image whose pattern sits off the grid is also read with each model's offset reading.
     """
-    from engine.api import reading_kind, tiled_rho, with_readings
+    from engine.api import jpeg_rates_for, reading_kind, tiled_rho, with_readings
     from engine.method.calibration import from_card
     from engine.method.detect import scores_and_decisions
 
@@ -86,6 +86,7 @@ def attribute(
     accuracy = [detector_accuracy(fp) for fp in fingerprints]
     reliable = [a is None or a >= MIN_DETECTOR_ACCURACY for a in accuracy]
     calibrations = [from_card(fp.calibration) for fp in readings]
+    names = [fp.name for fp in fingerprints]
     out = []
     for i, image in enumerate(images):
         ranking = []
@@ -116,6 +117,14 @@ def attribute(
             for j, fp in enumerate(fingerprints)
             if not reliable[j] and per_reading[columns[i][j]][1][i]
         ]
+        winner = fingerprints[names.index(top["model"])] if verdict != UNKNOWN else None
+        rates = jpeg_rates_for(winner, image.jpeg_quality) if winner is not None and image.is_jpeg else None
+        if rates:  # the verdict's JPEG reading, as its card measured it at this quality
+            warnings.append(
+                f"{verdict}, read against its held-out images re-saved at JPEG quality {rates['quality']}, flagged "
+                f"{rates['flagged_real']:.0%} of {rates['n_real']} real photos and {rates['flagged_generated']:.0%} "
+                f"of {rates['n_generated']} generated images"
+            )
         out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out
 
