@@ -5,7 +5,8 @@
 #     after each degradation (both alike);
 #  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys;
 #  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds;
-#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG with periodic), four qualities.
+#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG with periodic), four qualities;
+#  5. shifted and offset crops read as dif detect --offsets reads them, beside plain and phase.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -28,3 +29,8 @@ mkdir -p "$OUT/robustness-jpeg-reading" && ln -sfn ../robustness/store "$OUT/rob
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain,periodic --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
   --out "$OUT/robustness-jpeg-reading"
+# 5. --offsets: an off-grid image is also read with phase (the plain fits: cache hits, re-read)
+mkdir -p "$OUT/robustness-offsets" && ln -sfn ../robustness/store "$OUT/robustness-offsets/store"
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
+  --augment none --correlation plain,phase,plain+offsets --perturb none,shift1,crop-random \
+  --out "$OUT/robustness-offsets"

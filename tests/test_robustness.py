@@ -507,7 +507,7 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
                 "--augment",
                 "none,jpeg",
                 "--correlation",
-                "plain,phase",
+                "plain,phase,plain+offsets",
                 "--perturb",
                 "none,jpeg75,shift1",
                 "--out",
@@ -525,9 +525,8 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
     )
     result = json.loads((out / "results.json").read_text())
     combos = {(s["augment"], s["statistic"], s["perturb"]) for s in result["summary"]}
-    assert combos == {
-        (a, st, p) for a in ("none", "jpeg") for st in ("plain", "phase") for p in ("none", "jpeg75", "shift1")
-    } | {(a, st, "none") for a in ("none", "jpeg") for st in ("plain", "phase")}
+    stats = ("plain", "phase", "plain+offsets")
+    assert combos == {(a, st, p) for a in ("none", "jpeg") for st in stats for p in ("none", "jpeg75", "shift1")}
     row = next(
         r
         for r in result["rows"]
@@ -540,3 +539,14 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
     verdicts = detect(fp, perturb(real, "jpeg75") + perturb(fake, "jpeg75"), store)
     flagged = np.mean([v["label"] == "generated" for v in verdicts[len(real) :]])
     assert row["flagged"] == pytest.approx(flagged)
+    # plain+offsets: the plain fit, read as dif detect --offsets reads the shifted copies
+    row = next(
+        r
+        for r in result["rows"]
+        if (r["augment"], r["statistic"], r["perturb"], r["in_set"]) == ("none", "plain+offsets", "shift1", True)
+    )
+    fp = store.load("gen.marra18.none-plain+offsets.s0")
+    assert fp.correlation == "plain" and fp.offset_reading
+    verdicts = detect(fp, perturb(real, "shift1") + perturb(fake, "shift1"), store, offsets=True)
+    assert row["flagged"] == pytest.approx(np.mean([v["label"] == "generated" for v in verdicts[len(real) :]]))
+    assert row["real_fpr"] == pytest.approx(np.mean([v["label"] == "generated" for v in verdicts[: len(real)]]))

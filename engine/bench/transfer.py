@@ -32,7 +32,7 @@ from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
 from engine.device import default_device, environment
 from engine.errors import ConfigError
-from engine.method.config import TrainConfig
+from engine.method.config import OFFSETS, TrainConfig
 from engine.method.detect import decide
 from engine.method.metrics import roc_auc
 from engine.provenance.watermark_match import marked_copies
@@ -57,7 +57,7 @@ class TransferConfig:
     pool_dir: str | None = None
     # the robustness matrix: training variants (augmentation policies), statistics, test-time degradations
     augments: tuple[str, ...] = ()  # default: the train settings' augment
-    statistics: tuple[str, ...] = ()  # default: the train settings' correlation
+    statistics: tuple[str, ...] = ()  # default: the train settings' correlation; OFFSETS: plain read with --offsets
     perturbations: tuple[str, ...] = ("none",)
 
 
@@ -149,8 +149,9 @@ def run_transfer(
             for method in cfg.methods:
                 for augment, statistic in variants:
                     done += 1
+                    correlation = "plain" if statistic == OFFSETS else statistic  # the same fit: a cache hit
                     config = TrainConfig(
-                        **{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": statistic}
+                        **{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": correlation}
                     )
                     tag = "" if (augment, statistic) == default_variant else f"{augment}-{statistic}"
                     say(
@@ -211,7 +212,7 @@ def run_transfer(
                                 statistic=statistic,
                                 perturb=pert,
                             )
-                            rows.append(_score(fp, real_p, images_p, store, device, row))
+                            rows.append(_score(fp, real_p, images_p, store, device, row, statistic == OFFSETS))
                         mine = [
                             r
                             for r in rows
@@ -236,9 +237,9 @@ def run_transfer(
     }
 
 
-def _score(fp, real_test: list, images: list, store, device, row: TransferRow) -> TransferRow:
-    """Fill ``row`` with what ``dif detect`` says of ``images`` against the held-out real photos."""
-    verdicts = detect(fp, list(real_test) + list(images), store, device)
+def _score(fp, real_test: list, images: list, store, device, row: TransferRow, offsets: bool = False) -> TransferRow:
+    """Fill ``row`` with what ``dif detect`` (``--offsets``) says of ``images`` against the held-out real photos."""
+    verdicts = detect(fp, list(real_test) + list(images), store, device, offsets=offsets)
     real_v, set_v = verdicts[: len(real_test)], verdicts[len(real_test) :]
     row.n, row.n_real = len(set_v), len(real_v)
     row.flagged = float(np.mean([v["label"] == "generated" for v in set_v]))

@@ -103,7 +103,7 @@ def _cmd_transfer(args) -> int:
     from engine.bench.transfer import TransferConfig, markdown, run_transfer
     from engine.data.perturb import PERTURBATIONS
     from engine.errors import ConfigError
-    from engine.method.config import TrainConfig
+    from engine.method.config import OFFSETS, TrainConfig
     from engine.storage.store import Store
 
     train = _train_overrides(args)
@@ -129,7 +129,7 @@ def _cmd_transfer(args) -> int:
     for aug in cfg.augments:
         TrainConfig(**{**train, "augment": aug})
     for stat in cfg.statistics:
-        TrainConfig(**{**train, "correlation": stat})
+        TrainConfig(**{**train, "correlation": "plain" if stat == OFFSETS else stat})
     user_store = open_store(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +160,7 @@ def _cmd_transfer(args) -> int:
 def register(sub, add_common) -> None:
     from engine.data.augment import POLICIES
     from engine.data.perturb import PERTURBATIONS
-    from engine.method.config import CORRELATIONS, DECISIONS, TrainConfig
+    from engine.method.config import CORRELATIONS, DECISIONS, OFFSETS, TrainConfig
     from engine.method.losses import LOSSES
     from engine.residuals.registry import DEFAULT_EXTRACTOR, available_extractors
 
@@ -213,7 +213,8 @@ def register(sub, add_common) -> None:
     p.add_argument("--border", type=int, default=d.border)
     p.add_argument(
         "--correlation",
-        help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)} (default: dif train's)",
+        help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)}, or {OFFSETS} "
+        "(the plain fit read as dif detect --offsets reads it) (default: dif train's)",
     )
     p.add_argument(
         "--augment",
