@@ -379,3 +379,28 @@ def test_serve_command_is_loopback_and_xsrf_safe():
     register(parser.add_subparsers(dest="command"), add_common)
     args = parser.parse_args(["serve", "--no-demo"])
     assert (args.port, args.address, args.no_demo) == (8501, "127.0.0.1", True)
+
+
+def test_attribute_can_read_shifted_uploads_with_the_offset_reading(tiny):
+    """The checkbox reads the uploads as ``dif attribute --offsets`` does: the same verdicts and readings."""
+    from engine.data.images import load_image
+    from engine.data.perturb import perturb
+    from engine.lineage.attribution import attribute
+    from engine.storage.store import Store
+
+    files = sorted(tiny["fake_dirs"]["gen1"].glob("*.png"))[:6]
+    shifted = perturb([load_image(f, crop=None) for f in files], "shift1")
+    uploads = [(f"s{i}.png", png_bytes(im.pixels), "image/png") for i, im in enumerate(shifted)]
+    at = app_on("views/attribute.py")
+    at.checkbox(key="attr_offsets").check()
+    at.file_uploader(key="attr_upload").set_value(uploads)
+    at.run()
+    no_errors(at)
+    [page_results] = at.session_state["attr_results"].values()
+    store = Store(tiny["store"])
+    fps = [store.load(n) for n in store.names()]
+    expected = attribute(shifted, fps, store, offsets=True)
+    assert [r.verdict for r in page_results] == [r.verdict for r in expected]
+    readings = [[e.get("reading") for e in r.ranking] for r in page_results]
+    assert readings == [[e.get("reading") for e in r.ranking] for r in expected]
+    assert any(x and "off the grid" in x for row in readings for x in row)  # the offset reading was used

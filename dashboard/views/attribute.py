@@ -29,15 +29,17 @@ DETAIL_ALL = 3  # up to this many images every detail is shown; beyond, one at a
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 
 
-def attributions(images, names: list[str], raw: dict[str, bytes]):
-    """Attribution per image, computed once per (images, models) in this session."""
+def attributions(images, names: list[str], raw: dict[str, bytes], offsets: bool = False):
+    """Attribution per image, computed once per (images, models, reading) in this session."""
     fps = load_models(names)
-    key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps))
+    key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps), offsets)
     cache = st.session_state.setdefault("attr_results", {})
     if key not in cache:
         with st.spinner(f"Scoring {len(images)} image(s) against {len(fps)} models..."):
             cache.clear()  # keep one result set per session: uploads are not hoarded in memory
-            cache[key] = attribute(images, fps, store=get_store(), data=[raw.get(im.source) for im in images])
+            cache[key] = attribute(
+                images, fps, store=get_store(), data=[raw.get(im.source) for im in images], offsets=offsets
+            )
     return cache[key], fps
 
 
@@ -151,8 +153,8 @@ def summary(verdicts: list[Verdict], results, fps, provs) -> None:
     )
 
 
-def attribute_batch(batch, chosen: list[str]) -> None:
-    results, fps = attributions(batch.images, chosen, batch.data)
+def attribute_batch(batch, chosen: list[str], offsets: bool = False) -> None:
+    results, fps = attributions(batch.images, chosen, batch.data, offsets)
     by_name = {fp.name: fp for fp in fps}
     provs = [provenance_of(im, batch.data.get(im.source)) for im in batch.images]
     verdicts = []
@@ -185,6 +187,13 @@ with guarded("models"):
     names = get_store().names()
 uploads = st.file_uploader("Suspect images (or a zip)", type=IMAGE_TYPES, accept_multiple_files=True, key="attr_upload")
 chosen = st.multiselect("Compare against", names, default=names, key="attr_models") if names else []
+offsets = st.checkbox(
+    "The images may be shifted or cropped at an offset",
+    key="attr_offsets",
+    help="Also read an image whose 8-pixel pattern sits off the grid with each model's offset reading (phase), as "
+    "dif attribute --offsets does: finds more shifted copies, but flags more real photos and other generators' "
+    "images (docs/RESULTS.md, Robustness).",
+)
 samples = st.session_state.get(SAMPLES_KEY) if not uploads else None
 if samples:
     truths = "; ".join(f"{Path(path).name}: {truth}" for path, truth in samples)
@@ -203,4 +212,4 @@ elif uploads or samples:
         if not chosen:
             raise ConfigError("no models selected: pick at least one model to compare against")
         if batch.images:
-            attribute_batch(batch, chosen)
+            attribute_batch(batch, chosen, offsets)
