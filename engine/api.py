@@ -168,8 +168,8 @@ def train_fingerprint(
     key = train_key(real, fake, config, ext.cache_id, calibration)
     if store is not None and reuse:
         hit = store.find_by_train_key(key)
-        if hit is not None and hit.watermark.get("checked") is False and config.watermark_match:
-            hit = hit if not decoder_available() else None  # fitted unchecked; the check can run now: refit
+        if hit is not None and hit.watermark.get("checked") is False and config.watermark_match and decoder_available():
+            hit = None  # fitted while the watermark could not be checked; now it can: refit
         if hit is not None:
             wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
             changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
@@ -353,7 +353,7 @@ APPLIES_TO = {
 }
 
 
-def _reading_record(reading: Fingerprint, applies_to: str = APPLIES_TO["jpeg"]) -> dict:
+def _reading_record(reading: Fingerprint, applies_to: str) -> dict:
     """What the card keeps of an extra reading: enough to rebuild it (``reading_of``) and re-fit it on a pool."""
     return {
         "statistic": reading.correlation,
@@ -437,8 +437,8 @@ def with_readings(
             readings += [offset, grid]
 
     def choose(rho: np.ndarray) -> list[list[int]]:
-        scores = {k: scores_and_decisions(readings[k], rho[:, k])[0] for k in range(len(fingerprints))}
-        scores.update({o: scores_and_decisions(readings[o], rho[:, o])[0] for o, _ in offset_col.values()})
+        scored = [k for j, (o, _) in offset_col.items() for k in (j, o)]  # only an offset choice compares scores
+        scores = {k: scores_and_decisions(readings[k], rho[:, k])[0] for k in scored}
         columns = []
         for i, im in enumerate(images):
             row = []
@@ -661,8 +661,7 @@ def detect(
             row["jpeg_rates"] = rates
             warnings = warnings + [
                 f"read against this model's held-out images re-saved at JPEG quality {rates['quality']}, "
-                f"this reading flagged {rates['flagged_real']:.0%} of {rates['n_real']} real photos and "
-                f"{rates['flagged_generated']:.0%} of {rates['n_generated']} generated images"
+                f"this reading {jpeg_rates_phrase(rates)}"
             ]
         if warnings:  # one model's reading weakens under the same conditions as attribution's
             row["warnings"] = warnings
@@ -880,6 +879,14 @@ def jpeg_rates_for(fp: Fingerprint, quality: float | None) -> dict | None:
     if not rates:
         return None
     return min(rates, key=lambda r: abs(r["quality"] - (75 if quality is None else quality)))
+
+
+def jpeg_rates_phrase(rates: dict) -> str:
+    """The measured rates in words, as detect rows and attribution warnings state them."""
+    return (
+        f"flagged {rates['flagged_real']:.0%} of {rates['n_real']} real photos and "
+        f"{rates['flagged_generated']:.0%} of {rates['n_generated']} generated images"
+    )
 
 
 def _test_metrics(

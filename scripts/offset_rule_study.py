@@ -6,7 +6,8 @@ random offset, this prints the balanced accuracy of:
   * ``plain``: today's reading, with the card's cut;
   * ``phase``: the same fit re-calibrated under ``phase`` (where the crop starts does not change it);
   * ``either``: flagged when ``plain`` flags it, or when the image's periodic pattern sits off the
-    8-pixel grid (``phase``'s best roll is not the no-roll one) and ``phase`` flags it.
+    8-pixel grid (``phase`` above ``phase-grid``, its no-roll value, as ``api.with_readings`` tests it)
+    and ``phase`` flags it.
 Also the share of TARGET whose best roll is the no-roll one, and what each reading flags of the
 held-out real photos. Usage: python3 scripts/offset_rule_study.py DATA_ROOT GENERATOR TARGET [STORE_DIR]
 """
@@ -16,25 +17,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from engine.api import residuals_of, train_from_folders
+from engine.api import OFF_GRID_MARGIN, residuals_of, train_from_folders
 from engine.data.images import list_images, load_images
 from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
 from engine.method.config import TrainConfig
-from engine.method.correlation import periodic_part, rho_matrix
+from engine.method.correlation import rho_matrix
 from engine.method.detect import decide
 from engine.storage.store import Store
-
-
-def best_roll(residuals: torch.Tensor, fingerprint: torch.Tensor) -> np.ndarray:
-    """Per image, the index (0 = no roll) of the cyclic roll of the fingerprint's periodic part that
-    correlates best with the residual's: the one ``phase`` takes."""
-    a, b = periodic_part(residuals), periodic_part(fingerprint)
-    rolled = torch.stack([torch.roll(b, (dy, dx), dims=(2, 3)) for dy in range(8) for dx in range(8)], dim=1)
-    return (a.reshape(len(a), -1) @ rolled.reshape(64, -1).T).argmax(dim=1).numpy()
 
 
 def main(data: Path, generator: str, target: str, store_dir: Path) -> None:
@@ -72,10 +62,10 @@ def main(data: Path, generator: str, target: str, store_dir: Path) -> None:
                 by_plain = decide(rho_matrix(res, tensor)[:, 0].numpy(), plain.mu_real, plain.mu_fake, plain.threshold)
                 rho_phase = rho_matrix(res, tensor, "phase")[:, 0].numpy()
                 by_phase = decide(rho_phase, phase.mu_real, phase.mu_fake, phase.threshold)
-                roll = best_roll(res, tensor)
-                either = by_plain | ((roll != 0) & by_phase)
+                off_grid = rho_phase > rho_matrix(res, tensor, "phase-grid")[:, 0].numpy() + OFF_GRID_MARGIN
+                either = by_plain | (off_grid & by_phase)
                 flagged[key] = [by_plain.mean(), by_phase.mean(), either.mean()]
-                at_no_roll[key] = (roll == 0).mean()
+                at_no_roll[key] = 1 - off_grid.mean()
             acc = [(flagged["target"][k] + 1 - flagged["real"][k]) / 2 for k in range(3)]
             reals = " / ".join(f"{v:.1%}" for v in flagged["real"])
             print(

@@ -69,7 +69,7 @@ def attribute(
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     ``offsets``: an image whose pattern sits off the grid is also read with each model's offset reading.
     """
-    from engine.api import jpeg_rates_for, reading_kind, tiled_rho, with_readings
+    from engine.api import jpeg_rates_for, jpeg_rates_phrase, reading_kind, tiled_rho, with_readings
     from engine.method.calibration import from_card
     from engine.method.detect import scores_and_decisions
 
@@ -121,9 +121,8 @@ def attribute(
         rates = jpeg_rates_for(winner, image.jpeg_quality) if winner is not None and image.is_jpeg else None
         if rates:  # the verdict's JPEG reading, as its card measured it at this quality
             warnings.append(
-                f"{verdict}, read against its held-out images re-saved at JPEG quality {rates['quality']}, flagged "
-                f"{rates['flagged_real']:.0%} of {rates['n_real']} real photos and {rates['flagged_generated']:.0%} "
-                f"of {rates['n_generated']} generated images"
+                f"{verdict}, read against its held-out images re-saved at JPEG quality {rates['quality']}, "
+                + jpeg_rates_phrase(rates)
             )
         out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out

@@ -169,7 +169,7 @@ def _read_as_detect_does(
 
     readings, choose = with_readings(fingerprints, images)
     rho_all = _rho_where_possible(readings, images, store, device, progress)  # N x (M + extra readings)
-    columns = choose(np.nan_to_num(rho_all, nan=-np.inf))
+    columns = choose(rho_all)
     flagged_all = np.stack(
         [decide(rho_all[:, k], r.mu_real, r.mu_fake, r.threshold) for k, r in enumerate(readings)], axis=1
     )
