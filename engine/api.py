@@ -26,6 +26,7 @@ from engine.method.calibration import calibrate, from_card, pool_calibration
 from engine.method.config import CORRELATIONS, TrainConfig
 from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
+from engine.method.jpeg_reader import fit_template, periodic_features, tile_template
 from engine.method.metrics import detection_metrics
 from engine.method.registry import fit, get_method, leave_one_out_rho
 from engine.provenance.watermark import MISSING, decoder_available
@@ -43,7 +44,8 @@ ResidualProgress = Callable[[int, int], None]
 # the statistic a JPEG suspect is read with: on JPEG copies of the transfer pairs it beat plain at every
 # quality measured (JPEG-95: 0.915 / 0.896 against 0.881 / 0.733; JPEG-75: 0.770 / 0.667 against
 # 0.596 / 0.528; docs/RESULTS.md, "Robustness"); on uncompressed images plain stays the better reading
-JPEG_STATISTIC = "periodic"
+JPEG_STATISTIC = "periodic"  # cards with no calibration images (no JPEG reader can be fitted): the fit read so
+JPEG_READER_STATISTIC = "periodic-rgb"  # the JPEG reader's template (engine/method/jpeg_reader.py)
 OFFSET_STATISTIC = "phase"  # where the crop starts does not change it (engine/method/correlation.py)
 
 
@@ -147,6 +149,7 @@ def train_fingerprint(
     metadata: dict | None = None,
     reuse: bool = True,
     calibration: Calibration | None = None,
+    reference_real: Sequence[LoadedImage] = (),
 ) -> tuple[Fingerprint, bool]:
     """Train (or fetch from the store) the fingerprint of ``fake`` against ``real``.
 
@@ -154,7 +157,8 @@ def train_fingerprint(
     fingerprint is not fitted to. Without them, a DIF fit holds a quarter of each class out; a mean
     fingerprint (Marra18, Joslin20) with no calibration images scores each training image against
     the mean of the others (leave-one-out). Returns (fingerprint, cache_hit); the fingerprint is
-    saved under ``name`` when a store is given.
+    saved under ``name`` when a store is given. ``reference_real`` (the reference pool's photos) join
+    the real side of the JPEG reader's fit.
     """
     validate_name(name)
     if not real or not fake:
@@ -177,7 +181,7 @@ def train_fingerprint(
             # reading: re-calibrate from the cached residuals, never refit
             if changed or _missing_readings(hit, list(real) + list(fake)):
                 hit.config = {**hit.config, **wanted}
-                _calibrate(hit, real, fake, calibration, config, store, device)
+                _calibrate(hit, real, fake, calibration, config, store, device, reference_real=reference_real)
                 changed = changed or bool(hit.jpeg_reading or hit.offset_reading)
             if changed or hit.name != name or (metadata and metadata != hit.metadata):
                 hit.name = name
@@ -235,7 +239,7 @@ def train_fingerprint(
         metadata=dict(metadata or {}),
         watermark=watermark,
     )
-    _calibrate(fp, real, fake, calibration, config, store, device, residuals, (res_real, res_fake))
+    _calibrate(fp, real, fake, calibration, config, store, device, residuals, (res_real, res_fake), reference_real)
     if store is not None:
         store.save(fp)
     return fp, False
@@ -259,9 +263,10 @@ def _calibrate(
     device: torch.device | None,
     residuals: Callable[[Sequence[LoadedImage]], torch.Tensor] | None = None,
     fit_residuals: tuple[torch.Tensor, torch.Tensor] | None = None,
+    reference_real: Sequence[LoadedImage] = (),
 ) -> Fingerprint:
     """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic,
-    and the same under the JPEG statistic for JPEG suspects (``fp.jpeg_reading``).
+    the JPEG reader for JPEG suspects (``fp.jpeg_reading``, ``_fit_jpeg_reader``) and the offset reading.
 
     They come from the calibration images when there are some; else (a mean fingerprint) from
     leave-one-out scores, else from the training images (and the card says it is optimistic).
@@ -289,6 +294,9 @@ def _calibrate(
     _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
     fp.jpeg_reading, fp.offset_reading = {}, {}
     wanted = _missing_readings(fp, list(real) + list(fake))
+    if "jpeg" in wanted and calibration is not None:
+        wanted.discard("jpeg")
+        fp.jpeg_reading = _fit_jpeg_reader(fp, (real, fake), calibration, reference_real, residuals, config)
     for kind, statistic in (("jpeg", JPEG_STATISTIC), ("offset", OFFSET_STATISTIC)):
         if kind in wanted:
             other = replace(fp, config={**fp.config, "correlation": statistic}, jpeg_reading={}, offset_reading={})
@@ -300,13 +308,66 @@ def _calibrate(
 def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[str]:
     """The extra readings a ``plain`` card should have and lacks (a card read another way reads
     everything that way): ``jpeg`` unless it was fitted mostly on JPEGs (it then reads them as it is),
+    also when a card with calibration images still has the earlier JPEG reading (no reader template);
     and ``offset``."""
     if fp.correlation != "plain":
         return set()
     mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
-    return ({"jpeg"} if not fp.jpeg_reading and not mostly_jpeg else set()) | (
+    earlier = (
+        bool(fp.jpeg_reading)
+        and "template" not in fp.jpeg_reading
+        and fp.calibration_set.get("source") == "held out of fitting"
+    )
+    return ({"jpeg"} if (not fp.jpeg_reading or earlier) and not mostly_jpeg else set()) | (
         {"offset"} if not fp.offset_reading else set()
     )
+
+
+def _fit_jpeg_reader(
+    fp: Fingerprint,
+    fit_images: tuple[Sequence[LoadedImage], Sequence[LoadedImage]],
+    calibration: Calibration,
+    reference_real: Sequence[LoadedImage],
+    residuals: Callable[[Sequence[LoadedImage]], torch.Tensor],
+    config: TrainConfig,
+) -> dict:
+    """The card's JPEG reading: a template fitted on the fit images (at most JPEG_CHECK_IMAGES per
+    class, the real side joined by ``reference_real``) re-saved at qualities 90, 75 and 50, read with
+    ``periodic-rgb`` and calibrated (mu_real, mu_fake, the cut) on the calibration images re-saved
+    the same three ways, pooled. So a JPEG suspect is scored and cut among JPEGs, not against
+    uncompressed photos (docs/RESULTS.md, "Robustness")."""
+    real = list(fit_images[0])[:JPEG_CHECK_IMAGES] + [
+        im for im in reference_real if min(im.pixels.shape[:2]) >= config.crop
+    ]
+    fake = list(fit_images[1])[:JPEG_CHECK_IMAGES]
+    cal_real, cal_fake = (list(images)[:JPEG_CHECK_IMAGES] for images in calibration)
+
+    def resaved(images: list[LoadedImage]) -> torch.Tensor:
+        return torch.cat([residuals(perturb(images, name)) for name in JPEG_CHECKS])
+
+    fit_real, fit_fake = resaved(real), resaved(fake)
+    template = fit_template(periodic_features(fit_real), periodic_features(fit_fake))
+    reader = replace(
+        fp,
+        tensor=tile_template(template, tuple(fp.tensor.shape)),
+        config={**fp.config, "correlation": JPEG_READER_STATISTIC},
+        jpeg_reading={},
+        offset_reading={},
+    )
+    _calibrate_on_residuals(reader, (fit_real, fit_fake), (resaved(cal_real), resaved(cal_fake)), config)
+    qualities = [JPEG_RESAVES[name] for name in JPEG_CHECKS]
+    return {
+        **_reading_record(reader, APPLIES_TO["jpeg"]),
+        "template": np.round(template.astype(np.float64), 6).tolist(),
+        "fitted_on": {
+            "qualities": qualities,
+            "n_real": len(fit_images[0][:JPEG_CHECK_IMAGES]),
+            "n_reference_real": len(real) - len(fit_images[0][:JPEG_CHECK_IMAGES]),
+            "n_generated": len(fake),
+        },
+        "calibrated_on": f"{len(cal_real)} real and {len(cal_fake)} generated calibration images re-saved at "
+        f"JPEG quality {', '.join(map(str, qualities))} (pooled)",
+    }
 
 
 def _calibrate_on_residuals(
@@ -391,10 +452,12 @@ def reading_of(fp: Fingerprint, kind: str) -> Fingerprint | None:
         rho_fake = np.asarray(record["rho_fake"], dtype=np.float32)
         if statistic not in CORRELATIONS or not (math.isfinite(mu_real) and math.isfinite(mu_fake)):
             raise ValueError(statistic)
+        tensor = fp.tensor if "template" not in record else _template_tensor(record["template"], fp.tensor.shape)
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"model {fp.name!r}: its card's {kind}_reading is malformed") from None
     return replace(
         fp,
+        tensor=tensor,
         config={**fp.config, "correlation": statistic},
         mu_real=mu_real,
         mu_fake=mu_fake,
@@ -404,6 +467,14 @@ def reading_of(fp: Fingerprint, kind: str) -> Fingerprint | None:
         jpeg_reading={},
         offset_reading={},
     )
+
+
+def _template_tensor(raw: object, shape: torch.Size) -> torch.Tensor:
+    """A card's reader template (C x 8 x 8 numbers) tiled to the fingerprint's shape; ValueError if malformed."""
+    template = np.asarray(raw, dtype=np.float32)
+    if template.shape != (shape[0], 8, 8) or not np.isfinite(template).all() or not template.any():
+        raise ValueError("template")
+    return tile_template(template, tuple(shape))
 
 
 Chooser = Callable[[np.ndarray], list[list[int]]]
@@ -675,8 +746,9 @@ def calibrate_on_pool(
     """Re-estimate mu_real, the real side of the band and the decision cut on a broad pool of real photos.
 
     The generated side stays as measured on the calibration images. The card records the pool
-    (sources, images, scenes) and the mu_real the calibration photos alone gave. The JPEG reading
-    is re-fitted on the same pool in the same residual pass.
+    (sources, images, scenes) and the mu_real the calibration photos alone gave. The offset reading
+    (and the earlier JPEG reading, on cards without a JPEG reader) is re-fitted on the same pool in
+    the same residual pass.
     """
     pool_images = (
         [im for im in crop_images(pool.images, fp.crop, pad=False) if im.pixels.shape[:2] == (fp.crop, fp.crop)]
@@ -685,7 +757,8 @@ def calibrate_on_pool(
     )
     if len(pool_images) < 2:
         return fp
-    extra = {kind: reading_of(fp, kind) for kind in APPLIES_TO}
+    # a JPEG reader was fitted with the pool and is calibrated among JPEGs: the pool's clean photos stay out of it
+    extra = {kind: reading_of(fp, kind) for kind in APPLIES_TO if "template" not in getattr(fp, f"{kind}_reading")}
     extra = {kind: reading for kind, reading in extra.items() if reading is not None}
     rho_pool = rho_for([fp, *extra.values()], pool_images, store, device)
     _fit_on_pool(fp, rho_pool[:, 0], pool)
@@ -765,7 +838,17 @@ def train_from_folders(
         cal_real, cal_fake = load(real_cal_files), load(fake_cal_files)
         calibration = (cal_real, cal_fake) if len(cal_real) >= 2 and len(cal_fake) >= 2 else None
     fp, cached = train_fingerprint(
-        name, real_fit, fake_fit, config, store, device, progress, residual_progress, metadata, calibration=calibration
+        name,
+        real_fit,
+        fake_fit,
+        config,
+        store,
+        device,
+        progress,
+        residual_progress,
+        metadata,
+        calibration=calibration,
+        reference_real=reference_pool.images if reference_pool is not None else (),
     )
     held_out = None
     if evaluate_test:
@@ -942,7 +1025,15 @@ def train_from_images(
     real_fit, real_test = hold_out(real, config.seed)
     fake_fit, fake_test = hold_out(fake, config.seed)
     fp, cached = train_fingerprint(
-        name, real_fit, fake_fit, config, store, device, progress=progress, residual_progress=residual_progress
+        name,
+        real_fit,
+        fake_fit,
+        config,
+        store,
+        device,
+        progress=progress,
+        residual_progress=residual_progress,
+        reference_real=reference_pool.images if reference_pool is not None else (),
     )
     files = store.save_held_out(name, real_test, fake_test) if real_test and fake_test else {}
     metrics = finish_training(fp, (real_test, fake_test, files), reference_pool, store, device)

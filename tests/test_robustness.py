@@ -187,46 +187,88 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
     assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
 
 
-def test_a_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it(tiny_dataset, tmp_path, store):
-    """The card's JPEG reading equals the same fit re-calibrated under ``periodic``; detect uses it on
-    JPEG files only, and a card without it reads every file the plain way."""
+def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store):
+    """The JPEG reader is the template fitted on the fit images re-saved at 90 / 75 / 50, read with
+    ``periodic-rgb`` and calibrated on the calibration images re-saved the same ways (pooled); detect
+    uses it on JPEG files only, and a card without a JPEG reading reads every file the plain way."""
     from dataclasses import replace
 
-    from engine.api import JPEG_STATISTIC, calibrate_on_pool, detect, jpeg_reading_of, train_from_folders
+    from sklearn.metrics import roc_auc_score
+
+    from engine.api import (
+        JPEG_CHECK_IMAGES,
+        JPEG_CHECKS,
+        calibrate_on_pool,
+        detect,
+        jpeg_reading_of,
+        residuals_of,
+        rho_for,
+        train_fingerprint,
+        train_from_folders,
+    )
     from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
     from engine.data.reference_pool import images_pool
     from engine.errors import ConfigError
+    from engine.method.jpeg_reader import fit_template, periodic_features
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
     fp = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
         "fingerprint"
     ]
-    periodic_cfg = TrainConfig(**{**cfg.to_dict(), "correlation": JPEG_STATISTIC})
-    refit = train_from_folders(
-        "j-periodic", tiny_dataset["real"], tiny_dataset["fake"], periodic_cfg, 8, store, evaluate_test=False
-    )
-    assert refit["cached"]
-    jpeg_fp, periodic = jpeg_reading_of(store.load("j")), refit["fingerprint"]
-    assert jpeg_fp.correlation == "periodic" and torch.equal(jpeg_fp.tensor, periodic.tensor)
-    assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) == pytest.approx((periodic.mu_real, periodic.mu_fake), abs=1e-6)
-    assert jpeg_fp.decision == pytest.approx(periodic.decision) and jpeg_fp.calibration == periodic.calibration
-    assert (jpeg_fp.mu_real, jpeg_fp.mu_fake) != pytest.approx((fp.mu_real, fp.mu_fake), abs=1e-6)
-    # a card stored before cards had a JPEG reading gains the same one on its next cache hit, without a refit
-    store.save(replace(store.load("j"), jpeg_reading={}))
-    again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
-    assert again["cached"] and json.dumps(store.load("j").jpeg_reading, sort_keys=True) == json.dumps(
-        fp.jpeg_reading, sort_keys=True
-    )
-
-    # a pool re-fits both readings from one residual pass, as it would each card alone
+    record = fp.jpeg_reading
+    assert record["statistic"] == "periodic-rgb" and record["fitted_on"]["qualities"] == [90, 75, 50]
     real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
-    pool = images_pool("photos", real, [im.source for im in real])
-    calibrate_on_pool(fp, pool, store)
-    calibrate_on_pool(periodic, pool, store)
-    jpeg_fp = jpeg_reading_of(fp)
-    assert (jpeg_fp.mu_real, jpeg_fp.decision["threshold"]) == pytest.approx(
-        (periodic.mu_real, periodic.decision["threshold"]), abs=1e-6
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    by_hash = {im.sha256: im for im in real + fake}
+
+    def listed(shas: list[str]) -> list:
+        return [by_hash[h] for h in shas][:JPEG_CHECK_IMAGES]
+
+    def resaved(images: list) -> torch.Tensor:
+        return torch.cat(
+            [residuals_of(perturb(images, q), cfg.extractor, cfg.crop, cfg.border, store) for q in JPEG_CHECKS]
+        )
+
+    # the template is the discriminant of the fit images' re-saves, recomputed from the card's own file lists
+    template = fit_template(
+        periodic_features(resaved(listed(fp.train_files["real"]))),
+        periodic_features(resaved(listed(fp.train_files["fake"]))),
     )
+    assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
+    # and its means are detect's own correlations of the calibration images re-saved the three ways
+    reader = jpeg_reading_of(fp)
+    for side, mu in (("real", reader.mu_real), ("fake", reader.mu_fake)):
+        images = [im for q in JPEG_CHECKS for im in perturb(listed(fp.calibration_set[side]), q)]
+        rows = detect(fp, images, store)
+        assert {r["reading"].split(" (")[0] for r in rows} == {"periodic-rgb"}
+        assert mu == pytest.approx(np.mean([r["rho"] for r in rows]), abs=1e-6)
+    assert reader.mu_fake > reader.mu_real
+    # it tells apart JPEG-75 re-saves of images nothing was fitted or calibrated on
+    used = {h for files in (fp.train_files, fp.calibration_set) for side in ("real", "fake") for h in files[side]}
+    held_real = [im for im in real if im.sha256 not in used]
+    held_fake = [im for im in fake if im.sha256 not in used]
+    rho = rho_for([reader], perturb(held_real, "jpeg75") + perturb(held_fake, "jpeg75"), store)[:, 0]
+    assert len(held_real) > 20 and len(held_fake) > 20
+    assert roc_auc_score(np.r_[np.zeros(len(held_real)), np.ones(len(held_fake))], rho) > 0.9
+
+    # a card with the earlier JPEG reading (no template) gains the reader on its next cache hit, without a refit
+    store.save(replace(store.load("j"), jpeg_reading={k: v for k, v in record.items() if k != "template"}))
+    again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    assert again["cached"] and torch.equal(again["fingerprint"].tensor, fp.tensor)
+    assert json.dumps(store.load("j").jpeg_reading, sort_keys=True) == json.dumps(record, sort_keys=True)
+
+    # a pool re-fits the offset reading but leaves the reader, which is calibrated among JPEGs
+    pool = images_pool("photos", real, [im.source for im in real])
+    offset_before = dict(fp.offset_reading)
+    calibrate_on_pool(fp, pool, store)
+    assert fp.jpeg_reading == record and fp.offset_reading != offset_before
+
+    # too few images to hold calibration images out: the earlier reading, the same fit under periodic
+    small, _ = train_fingerprint("s", real[:5], fake[:5], cfg, store)
+    assert small.calibration_set["source"] != "held out of fitting"
+    assert small.jpeg_reading["statistic"] == "periodic" and "template" not in small.jpeg_reading
+    assert torch.equal(jpeg_reading_of(small).tensor, small.tensor)
 
     fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
     named = [(im.source.rsplit("/", 1)[-1][:-4], im.pixels) for im in fake[:4]]
@@ -234,11 +276,13 @@ def test_a_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it
     q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
     assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
     rows = detect(fp, q75 + q95 + fake[:2], store)
-    as_periodic = detect(periodic, q75 + q95, store)
+    as_reader = detect(reader, q75 + q95, store)  # the reader alone reads every file with its template
     as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store)
-    assert [r["reading"] for r in rows[:8]] == ["periodic (JPEG quality 75)"] * 4 + ["periodic (JPEG quality 95)"] * 4
-    assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_periodic], abs=1e-6)
-    assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_periodic]
+    assert [r["reading"] for r in rows[:8]] == ["periodic-rgb (JPEG quality 75)"] * 4 + [
+        "periodic-rgb (JPEG quality 95)"
+    ] * 4
+    assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_reader], abs=1e-6)
+    assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_reader]
     assert all("reading" not in r for r in rows[8:] + as_plain)  # PNG, or a card without a JPEG reading: plain
     assert [r["rho"] for r in rows[8:]] == pytest.approx([r["rho"] for r in as_plain[8:]], abs=1e-9)
 
@@ -253,6 +297,9 @@ def test_a_jpeg_is_read_with_the_jpeg_statistic_calibrated_like_a_refit_under_it
     broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "mu_real": "x"})
     with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
         detect(broken, q75, store)
+    for template in ([[1.0]], np.full((3, 8, 8), np.nan).tolist(), np.zeros((3, 8, 8)).tolist()):
+        with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
+            detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "template": template}), q75, store)
 
 
 def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(tiny_dataset, tmp_path, store):
@@ -303,6 +350,32 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
     broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "by_quality": [{"quality": "x"}]})
     with pytest.raises(ConfigError, match="'r': its card's jpeg_reading is malformed"):
         detect(broken, q95, store)
+
+
+def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_periodic_rgb(store):
+    """On residuals of real photos, half of them carrying a faint 3 x 8 x 8 pattern, the fitted template
+    points along the pattern, and ``periodic-rgb`` with the tiled template is the discriminant's score."""
+    from engine.api import residuals_of
+    from engine.method.correlation import periodic_part, rho_matrix, standardize
+    from engine.method.jpeg_reader import fit_template, periodic_features, tile_template
+
+    images = [_loaded(pixels, f"{name}.png") for name, pixels in photo_tiles(64)]
+    residuals = residuals_of(images, "wavelet", 64, 8, store)
+    pattern = torch.from_numpy(np.random.default_rng(3).standard_normal((3, 8, 8)).astype(np.float32))
+    pattern -= pattern.mean(dim=(1, 2), keepdim=True)
+    half = len(residuals) // 2
+    marked = residuals[half:] + 0.3 * residuals.std() * tile_template(pattern.numpy(), tuple(residuals.shape[1:]))
+    template = fit_template(periodic_features(residuals[:half]), periodic_features(marked))
+    assert template.shape == (3, 8, 8) and template.std() == pytest.approx(1.0, abs=1e-4)
+    cosine = float((torch.from_numpy(template) * pattern).sum() / (pattern.norm() * np.linalg.norm(template)))
+    assert cosine > 0.8
+    # periodic-rgb of the tiled template is the inner product with the periodic part, up to one scale
+    tiled = tile_template(template, tuple(residuals.shape[1:])).unsqueeze(0)
+    rho = rho_matrix(residuals, tiled, "periodic-rgb")[:, 0]
+    direct = (periodic_part(standardize(residuals)) * torch.from_numpy(template)).sum(dim=(1, 2, 3))
+    assert torch.allclose(rho, direct / (direct.norm() / rho.norm()), atol=1e-5)
+    with pytest.raises(ValueError, match="two images of each class"):
+        fit_template(periodic_features(residuals[:1]), periodic_features(marked))
 
 
 def test_phase_grid_is_phase_at_no_roll():

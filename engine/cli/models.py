@@ -218,7 +218,9 @@ def cmd_show(args) -> int:
         for key in ("jpeg_reading", "offset_reading"):
             reading = card.get(key, {})
             if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
-                card[key] = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
+                card[key] = reading = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
+            if isinstance(reading.get("template"), list):  # the JPEG reader's 3 x 8 x 8 numbers, likewise
+                card[key] = {**reading, "template": "3 x 8 x 8 values"}
     print_json(card)
     return 0
 

@@ -11,7 +11,7 @@ from engine.method.losses import LOSSES
 from engine.residuals.registry import DEFAULT_EXTRACTOR
 
 METHODS = ("dif", "marra18", "joslin20")
-CORRELATIONS = ("plain", "periodic", "phase", "shift-max")
+CORRELATIONS = ("plain", "periodic", "periodic-rgb", "phase", "shift-max")
 OFFSETS = "plain+offsets"  # a bench statistic: the plain fit read as `dif detect --offsets` reads it
 DECISIONS = ("real-fpr", "closer-mean")
 

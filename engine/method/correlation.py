@@ -12,6 +12,10 @@ on luma. Averaging 900 blocks of a 240-pixel residual cuts the scene's noise by 
 luma at full resolution while it rebuilds chroma by up-sampling (which leaves 2-periodic patterns
 of its own): on JPEG-75 copies this kept AUC 0.93 where ``plain`` fell to 0.82 (docs/RESULTS.md, Robustness).
 
+``periodic-rgb`` (aligned): the same on all three channels. It is how a JPEG suspect is read, with
+a fingerprint that repeats the JPEG reader's template (``engine/method/jpeg_reader.py``): there the
+chroma's up-sampling pattern, common to every JPEG, is whitened away instead of left out.
+
 ``phase`` (alignment-free): the largest correlation of the periodic parts over the 64 cyclic shifts
 of one period. A crop that starts k pixels off the generator's grid rolls the periodic part by k,
 so the maximum does not depend on where the crop starts. The maximum of 64 noisy values has a
@@ -19,9 +23,9 @@ higher floor than one value, which is why the earlier full-image ``shift-max`` l
 images: here the 64 values are each averaged over 900 blocks, so the floor stays low. It needs the
 fingerprint's sign fixed (generated side positive), which training does (``api.train_fingerprint``).
 
-``phase-grid`` (internal): ``phase``'s correlation at no roll. Where ``phase`` exceeds it, the
-image's periodic pattern is off the crop's 8-pixel grid (a shifted or offset crop), which is when
-detection also reads it with ``phase`` (``api.with_readings``).
+``phase-grid`` (internal): ``phase``'s correlation at no roll (the number ``periodic-rgb`` gives).
+Where ``phase`` exceeds it, the image's periodic pattern is off the crop's 8-pixel grid (a shifted or
+offset crop), which is when detection also reads it with ``phase`` (``api.with_readings``).
 
 ``shift-max``: the earlier alignment statistic, max |circular cross-correlation| over 64 shifts of the
 full residual (kept for comparison). mu_real, mu_fake and the cut are always calibrated with the
@@ -66,7 +70,7 @@ def rho_matrix(
         return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T / a[0].numel()
     if mode == "phase":
         return phase_max_matrix(periodic_part(r, period), periodic_part(f, period))
-    if mode == "phase-grid":  # phase's value at no roll: phase exceeds it when the pattern sits off the grid
+    if mode in ("periodic-rgb", "phase-grid"):  # phase-grid: phase at no roll, which phase exceeds off the grid
         a, b = periodic_part(r, period), periodic_part(f, period)
         return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T / a[0].numel()
     raise ValueError(f"unknown correlation mode {mode!r}")

@@ -1,0 +1,57 @@
+"""The JPEG reader: a linear template on the residual's RGB 8 x 8 periodic part, fitted on JPEG re-saves.
+
+Why not the fingerprint itself: JPEG quantises each 8 x 8 block, so what survives of an up-sampling
+generator's period-8 pattern is its periodic part, attenuated coefficient by coefficient, on top of a
+period-8 blocking pattern and 2-periodic chroma up-sampling that every JPEG carries, real or not. The
+U-Net fingerprint was fitted on clean images and knows none of that. A linear discriminant fitted on
+re-saves of the fit's own images (both classes, so format is never the tell) learns the attenuated
+pattern and whitens the JPEG-made part. On the transfer pairs this raised the AUC at JPEG-75 from
+0.857 to 0.911 (`sd1/` -> `sd1-b/`, 3 seeds; docs/RESULTS.md, "Robustness").
+
+Features are the 2-D DCT of the standardised periodic part with each channel's DC dropped; the
+discriminant is Fisher's, with Ledoit-Wolf shrinkage of the covariance (192 features from a few
+hundred images). Its weights, mapped back to pixels, are a 3 x 8 x 8 template: the score
+<template, periodic part> is the ``periodic-rgb`` statistic of a fingerprint that repeats it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.fft import dctn, idctn
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from engine.method.correlation import periodic_part, standardize
+
+PERIOD = 8
+
+
+def periodic_features(residuals: torch.Tensor) -> np.ndarray:
+    """N x C x H x W residuals -> N x (C * 64): DCT of each channel's periodic part, DC zeroed."""
+    part = periodic_part(standardize(residuals.float()), PERIOD).cpu().double().numpy()
+    coefficients = dctn(part, axes=(2, 3), norm="ortho")
+    coefficients[:, :, 0, 0] = 0.0
+    return coefficients.reshape(len(part), -1)
+
+
+def fit_template(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """C x 8 x 8 pixel template whose inner product with a periodic part scores it toward ``fake``.
+
+    Unit standard deviation, zero mean per channel (the DC was dropped), generated side positive.
+    """
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError("the JPEG reader needs at least two images of each class")
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    lda.fit(np.concatenate([real, fake]), np.r_[np.zeros(len(real)), np.ones(len(fake))])
+    weights = lda.coef_[0].reshape(-1, PERIOD, PERIOD).copy()
+    weights[:, 0, 0] = 0.0
+    template = idctn(weights, axes=(1, 2), norm="ortho")
+    return (template / (template.std() + 1e-12)).astype(np.float32)
+
+
+def tile_template(template: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """The template repeated over a C x H x W fingerprint from its top-left corner (the grid
+    ``periodic_part`` averages on), so the ``periodic-rgb`` statistic of the tiling reads the template."""
+    c, h, w = shape
+    reps = (1, -(-h // PERIOD), -(-w // PERIOD))
+    return torch.from_numpy(np.tile(template, reps)[:c, :h, :w].copy())
