@@ -308,14 +308,14 @@ def _calibrate(
 def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[str]:
     """The extra readings a ``plain`` card should have and lacks (a card read another way reads
     everything that way): ``jpeg`` unless it was fitted mostly on JPEGs (it then reads them as it is),
-    also when a card with calibration images still has the earlier JPEG reading (no reader template);
+    also when a card with calibration images still has an earlier JPEG reading (no reader and high-quality pair);
     and ``offset``."""
     if fp.correlation != "plain":
         return set()
     mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
     earlier = (
         bool(fp.jpeg_reading)
-        and "template" not in fp.jpeg_reading
+        and "high_quality" not in fp.jpeg_reading
         and fp.calibration_set.get("source") == "held out of fitting"
     )
     return ({"jpeg"} if (not fp.jpeg_reading or earlier) and not mostly_jpeg else set()) | (
@@ -355,9 +355,20 @@ def _fit_jpeg_reader(
         offset_reading={},
     )
     _calibrate_on_residuals(reader, (fit_real, fit_fake), (resaved(cal_real), resaved(cal_fake)), config)
+    high = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={}, offset_reading={})
+    _calibrate_on_residuals(
+        high,
+        (fit_real[: len(real)], fit_fake[: len(fake)]),  # the re-saves at 90, the first of JPEG_CHECKS
+        (residuals(perturb(cal_real, JPEG_CHECKS[0])), residuals(perturb(cal_fake, JPEG_CHECKS[0]))),
+        config,
+    )
     qualities = [JPEG_RESAVES[name] for name in JPEG_CHECKS]
     return {
         **_reading_record(reader, APPLIES_TO["jpeg"]),
+        "high_quality": {
+            **_reading_record(high, f"JPEGs of estimated quality {HIGH_QUALITY} and up"),
+            "calibrated_on": f"the calibration images re-saved at JPEG quality {JPEG_RESAVES[JPEG_CHECKS[0]]}",
+        },
         "template": np.round(template.astype(np.float64), 6).tolist(),
         "fitted_on": {
             "qualities": qualities,
@@ -427,11 +438,21 @@ def _reading_record(reading: Fingerprint, applies_to: str) -> dict:
     }
 
 
-def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
-    """``fp`` as it reads a JPEG: its JPEG statistic and that statistic's calibration.
+HIGH_QUALITY = 88  # from this estimated JPEG quality up, the fingerprint's own periodic part reads better
+
+
+def jpeg_reading_of(fp: Fingerprint, quality: float | None = None) -> Fingerprint | None:
+    """``fp`` as it reads a JPEG of estimated ``quality``: the JPEG reader (its template under
+    ``periodic-rgb``), or from HIGH_QUALITY up, where the card has it, the fingerprint itself under
+    ``periodic``; each calibrated among JPEG re-saves. On the transfer pairs the reader lost to the
+    fingerprint's periodic part at JPEG-95 (AUC 0.905 against 0.973 on ``ldm-b/``) and won from 75 down
+    (docs/RESULTS.md, "Robustness"). Unknown quality: the reader.
 
     None when the card has no JPEG reading (a card from before it, or one read with another statistic).
     """
+    high = (fp.jpeg_reading or {}).get("high_quality")
+    if high is not None and quality is not None and quality >= HIGH_QUALITY:
+        return _reading_from_record(fp, high, "jpeg")
     return reading_of(fp, "jpeg")
 
 
@@ -443,8 +464,11 @@ def offset_reading_of(fp: Fingerprint) -> Fingerprint | None:
 def reading_of(fp: Fingerprint, kind: str) -> Fingerprint | None:
     """``fp`` under its ``kind`` reading's statistic and calibration (None: the card has none)."""
     record = getattr(fp, f"{kind}_reading")
-    if not record:
-        return None
+    return _reading_from_record(fp, record, kind) if record else None
+
+
+def _reading_from_record(fp: Fingerprint, record: object, kind: str) -> Fingerprint:
+    """Rebuild a reading from its card record; a one-line ConfigError when the record is malformed."""
     try:
         statistic = str(record["statistic"])
         mu_real, mu_fake = float(record["mu_real"]), float(record["mu_fake"])
@@ -487,20 +511,23 @@ def with_readings(
     correlations of every image under every reading (one residual pass serves them all), says per
     image and model which column reads it.
 
-    A JPEG is read with the model's JPEG reading. Any other image is read with the model's own
-    statistic and, with ``offsets``, when its 8-pixel pattern sits off the grid (``phase`` above its
-    no-roll value ``phase-grid``), also with the offset reading: the reading with the higher signed
-    score decides. On the transfer pairs this keeps shifted and offset crops at 0.80-0.93 where the
-    plain reading falls to chance, for 0.3-0.9 points clean (``scripts/offset_rule_study.py``); it
-    is not the default because it also raises the false-positive rate (docs/RESULTS.md, "Robustness").
+    A JPEG is read with the model's JPEG reading for its estimated quality (``jpeg_reading_of``). Any
+    other image is read with the model's own statistic and, with ``offsets``, when its 8-pixel
+    pattern sits off the grid (``phase`` above its no-roll value ``phase-grid``), also with the
+    offset reading: the reading with the higher signed score decides. On the transfer pairs this
+    keeps shifted and offset crops at 0.80-0.93 where the plain reading falls to chance, for 0.3-0.9
+    points clean (``scripts/offset_rule_study.py``); it is not the default because it also raises
+    the false-positive rate (docs/RESULTS.md, "Robustness").
     """
     readings = list(fingerprints)
-    jpeg_col: dict[int, int] = {}
+    jpeg_col: dict[tuple[int, bool], int] = {}  # (model, high quality) -> column
     offset_col: dict[int, tuple[int, int]] = {}
     for j, fp in enumerate(fingerprints):
-        if any(reads_as_jpeg(fp, im) for im in images):
-            jpeg_col[j] = len(readings)
-            readings.append(jpeg_reading_of(fp))
+        for im in images:
+            band = _high_band(fp, im)
+            if reads_as_jpeg(fp, im) and (j, band) not in jpeg_col:
+                jpeg_col[j, band] = len(readings)
+                readings.append(jpeg_reading_of(fp, im.jpeg_quality))
         offset = offset_reading_of(fp) if offsets else None
         if offset is not None and any(not reads_as_jpeg(fp, im) for im in images):
             grid = replace(offset, config={**offset.config, "correlation": "phase-grid"})
@@ -515,8 +542,8 @@ def with_readings(
             row = []
             for j, fp in enumerate(fingerprints):
                 k = j
-                if j in jpeg_col and reads_as_jpeg(fp, im):
-                    k = jpeg_col[j]
+                if reads_as_jpeg(fp, im):
+                    k = jpeg_col[j, _high_band(fp, im)]
                 elif j in offset_col:
                     o, g = offset_col[j]
                     if rho[i, o] > rho[i, g] + OFF_GRID_MARGIN and scores[o][i] > scores[j][i]:
@@ -526,6 +553,12 @@ def with_readings(
         return columns
 
     return readings, choose
+
+
+def _high_band(fp: Fingerprint, image: LoadedImage) -> bool:
+    """Whether ``jpeg_reading_of`` reads ``image`` with the card's high-quality JPEG reading."""
+    high = "high_quality" in (fp.jpeg_reading or {})
+    return high and image.jpeg_quality is not None and image.jpeg_quality >= HIGH_QUALITY
 
 
 OFF_GRID_MARGIN = 1e-6  # phase's maximum over rolls beyond its no-roll value: the pattern sits off the grid
@@ -925,12 +958,12 @@ def measure_jpeg_rates(
     read against. They are measured on images the fingerprint was not fitted to, from the user's own
     real folder, and say so. No calibration images or no JPEG reading: nothing is measured.
     """
-    reading = jpeg_reading_of(fp)
-    if reading is None or calibration is None or not (calibration[0] and calibration[1]):
+    if jpeg_reading_of(fp) is None or calibration is None or not (calibration[0] and calibration[1]):
         return
     real, fake = list(calibration[0])[:JPEG_CHECK_IMAGES], list(calibration[1])[:JPEG_CHECK_IMAGES]
     rates = []
     for name in JPEG_CHECKS:
+        reading = jpeg_reading_of(fp, JPEG_RESAVES[name])
         rho = rho_for([reading], perturb(real, name) + perturb(fake, name), store, device)[:, 0]
         flagged = scores_and_decisions(reading, rho)[1]
         rates.append(

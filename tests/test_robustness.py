@@ -236,13 +236,17 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
         periodic_features(resaved(listed(fp.train_files["fake"]))),
     )
     assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
-    # and its means are detect's own correlations of the calibration images re-saved the three ways
+    # and its means are its correlations with the calibration images re-saved the three ways, pooled
     reader = jpeg_reading_of(fp)
-    for side, mu in (("real", reader.mu_real), ("fake", reader.mu_fake)):
-        images = [im for q in JPEG_CHECKS for im in perturb(listed(fp.calibration_set[side]), q)]
-        rows = detect(fp, images, store)
-        assert {r["reading"].split(" (")[0] for r in rows} == {"periodic-rgb"}
-        assert mu == pytest.approx(np.mean([r["rho"] for r in rows]), abs=1e-6)
+    high = jpeg_reading_of(fp, 95)  # from HIGH_QUALITY up: the fingerprint's periodic part, calibrated at 90
+    assert high.correlation == "periodic" and torch.equal(high.tensor, fp.tensor)
+    for side, mu, mu_high in (("real", reader.mu_real, high.mu_real), ("fake", reader.mu_fake, high.mu_fake)):
+        images = {q: perturb(listed(fp.calibration_set[side]), q) for q in JPEG_CHECKS}
+        assert mu == pytest.approx(np.mean(rho_for([reader], sum(images.values(), []), store)), abs=1e-6)
+        rows = {q: detect(fp, images[q], store) for q in JPEG_CHECKS}  # detect picks the reading by quality
+        assert {r["reading"] for r in rows["jpeg90"]} == {"periodic (JPEG quality 90)"}
+        assert {r["reading"].split(" (")[0] for q in ("jpeg75", "jpeg50") for r in rows[q]} == {"periodic-rgb"}
+        assert mu_high == pytest.approx(np.mean([r["rho"] for r in rows["jpeg90"]]), abs=1e-6)
     assert reader.mu_fake > reader.mu_real
     # it tells apart JPEG-75 re-saves of images nothing was fitted or calibrated on
     used = {h for files in (fp.train_files, fp.calibration_set) for side in ("real", "fake") for h in files[side]}
@@ -253,7 +257,9 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     assert roc_auc_score(np.r_[np.zeros(len(held_real)), np.ones(len(held_fake))], rho) > 0.9
 
     # a card with the earlier JPEG reading (no template) gains the reader on its next cache hit, without a refit
-    store.save(replace(store.load("j"), jpeg_reading={k: v for k, v in record.items() if k != "template"}))
+    reader_only = ("template", "high_quality", "fitted_on", "calibrated_on")
+    earlier = {**{k: v for k, v in record.items() if k not in reader_only}, "statistic": "periodic"}
+    store.save(replace(store.load("j"), jpeg_reading=earlier))
     again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
     assert again["cached"] and torch.equal(again["fingerprint"].tensor, fp.tensor)
     assert json.dumps(store.load("j").jpeg_reading, sort_keys=True) == json.dumps(record, sort_keys=True)
@@ -276,13 +282,14 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
     assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
     rows = detect(fp, q75 + q95 + fake[:2], store)
-    as_reader = detect(reader, q75 + q95, store)  # the reader alone reads every file with its template
+    # each reading alone reads every file its way: the reader with its template, the other the periodic part
+    as_readings = detect(reader, q75, store) + detect(high, q95, store)
     as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store)
     assert [r["reading"] for r in rows[:8]] == ["periodic-rgb (JPEG quality 75)"] * 4 + [
-        "periodic-rgb (JPEG quality 95)"
+        "periodic (JPEG quality 95)"
     ] * 4
-    assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_reader], abs=1e-6)
-    assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_reader]
+    assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_readings], abs=1e-6)
+    assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_readings]
     assert all("reading" not in r for r in rows[8:] + as_plain)  # PNG, or a card without a JPEG reading: plain
     assert [r["rho"] for r in rows[8:]] == pytest.approx([r["rho"] for r in as_plain[8:]], abs=1e-9)
 
@@ -300,6 +307,8 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     for template in ([[1.0]], np.full((3, 8, 8), np.nan).tolist(), np.zeros((3, 8, 8)).tolist()):
         with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
             detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "template": template}), q75, store)
+    with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):  # read from quality 88 up
+        detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "high_quality": {"statistic": "periodic"}}), q95, store)
 
 
 def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(tiny_dataset, tmp_path, store):
