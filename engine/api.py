@@ -953,10 +953,12 @@ def measure_jpeg_rates(
     """How the card's JPEG reading labels its own calibration images re-saved at qualities 90, 75, 50
     (``fp.jpeg_reading["by_quality"]``).
 
-    The reading's cut is set on uncompressed photos, so its false-positive target does not hold for
-    JPEGs (docs/RESULTS.md, "Robustness"); these are the rates a JPEG suspect of that quality should be
-    read against. They are measured on images the fingerprint was not fitted to, from the user's own
-    real folder, and say so. No calibration images or no JPEG reading: nothing is measured.
+    These are the rates a JPEG suspect of that quality should be read against. They are measured on
+    images the fingerprint was not fitted to, from the user's own real folder, and say so. A JPEG
+    reader's cut was set on these same re-saves (``cut_set_here``: the real rate is in-sample); the
+    earlier reading's cut was set on uncompressed photos, and its false-positive target did not hold
+    for JPEGs (docs/RESULTS.md, "Robustness"). No calibration images or no JPEG reading: nothing is
+    measured.
     """
     if jpeg_reading_of(fp) is None or calibration is None or not (calibration[0] and calibration[1]):
         return
@@ -973,6 +975,7 @@ def measure_jpeg_rates(
                 "flagged_generated": round(float(flagged[len(real) :].mean()), 4),
                 "n_real": len(real),
                 "n_generated": len(fake),
+                "cut_set_here": "template" in fp.jpeg_reading,
             }
         )
     fp.jpeg_reading = {**fp.jpeg_reading, "by_quality": rates}
@@ -987,6 +990,7 @@ def jpeg_rates_for(fp: Fingerprint, quality: float | None) -> dict | None:
                 "quality": int(r["quality"]),
                 **{k: float(r[k]) for k in ("flagged_real", "flagged_generated")},
                 **{k: int(r[k]) for k in ("n_real", "n_generated")},
+                "cut_set_here": bool(r.get("cut_set_here", False)),
             }
             for r in raw
         ]
@@ -1002,6 +1006,7 @@ def jpeg_rates_phrase(rates: dict) -> str:
     return (
         f"flagged {rates['flagged_real']:.0%} of {rates['n_real']} real photos and "
         f"{rates['flagged_generated']:.0%} of {rates['n_generated']} generated images"
+        + (" (its cut was set on these real photos)" if rates.get("cut_set_here") else "")
     )
 
 

@@ -5,7 +5,10 @@
 #     after each degradation (both alike);
 #  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys;
 #  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds;
-#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG with periodic), four qualities;
+#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG below quality 88 with its JPEG
+#     reader, from 88 up with its periodic part, both calibrated among JPEG re-saves), four qualities
+#     (docs/results/robustness-jpeg-reading/ keeps the same run from before the JPEG reader, when a JPEG
+#     was read with periodic calibrated on uncompressed photos);
 #  5. shifted and offset crops read as dif detect --offsets reads them, beside plain and phase.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
@@ -24,11 +27,11 @@ dif bench --data "$DATA" --train-sets sd1 --test-sets sd1,sd1-b --methods dif --
 mkdir -p "$OUT/robustness-noise" && ln -sfn ../robustness/store "$OUT/robustness-noise/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,dalle-mini --methods dif --repeats 3 \
   --augment none,noise --correlation plain --perturb none,jpeg75,scale0.5 --out "$OUT/robustness-noise"
-# 4. the default reading of JPEG suspects (periodic since JPEG readings) beside plain, at four qualities
-mkdir -p "$OUT/robustness-jpeg-reading" && ln -sfn ../robustness/store "$OUT/robustness-jpeg-reading/store"
+# 4. the default reading of JPEG suspects (the card's JPEG reading), at four qualities
+mkdir -p "$OUT/robustness-jpeg-reader" && ln -sfn ../robustness/store "$OUT/robustness-jpeg-reader/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
-  --augment none --correlation plain,periodic --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
-  --out "$OUT/robustness-jpeg-reading"
+  --augment none --correlation plain --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
+  --out "$OUT/robustness-jpeg-reader"
 # 5. --offsets: an off-grid image is also read with phase (the plain fits: cache hits, re-read)
 mkdir -p "$OUT/robustness-offsets" && ln -sfn ../robustness/store "$OUT/robustness-offsets/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \

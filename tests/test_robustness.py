@@ -327,6 +327,7 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
     ]
     rates = fp.jpeg_reading["by_quality"]
     assert [r["quality"] for r in rates] == [90, 75, 50]
+    assert all(r["cut_set_here"] for r in rates)  # the JPEG reader's cut was set on these re-saves
     real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
     fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
     by_hash = {im.sha256: im for im in real + fake}  # in the card's calibration order, as measured
@@ -354,7 +355,8 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
         said = [w for w in result.warnings if "re-saved at JPEG quality 90" in w]
         assert said == ([f"r, read against its held-out images re-saved at JPEG quality 90, flagged "
                          f"{rates[0]['flagged_real']:.0%} of {rates[0]['n_real']} real photos and "
-                         f"{rates[0]['flagged_generated']:.0%} of {rates[0]['n_generated']} generated images"]
+                         f"{rates[0]['flagged_generated']:.0%} of {rates[0]['n_generated']} generated images "
+                         "(its cut was set on these real photos)"]
                         if result.verdict == "r" else [])  # fmt: skip
     broken = replace(fp, jpeg_reading={**fp.jpeg_reading, "by_quality": [{"quality": "x"}]})
     with pytest.raises(ConfigError, match="'r': its card's jpeg_reading is malformed"):
