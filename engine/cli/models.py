@@ -220,7 +220,10 @@ def cmd_show(args) -> int:
             if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
                 card[key] = reading = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
             if isinstance(reading.get("template"), list):  # the JPEG reader's 3 x 8 x 8 numbers, likewise
-                card[key] = {**reading, "template": "3 x 8 x 8 values"}
+                card[key] = reading = {**reading, "template": "3 x 8 x 8 values"}
+            high = reading.get("high_quality")
+            if isinstance(high, dict) and isinstance(high.get("rho_fake"), list):
+                card[key] = {**reading, "high_quality": {**high, "rho_fake": f"{len(high['rho_fake'])} values"}}
     print_json(card)
     return 0
 
