@@ -41,10 +41,12 @@ ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generate
 ResidualProgress = Callable[[int, int], None]
 
 
-# the statistic a JPEG suspect is read with: on JPEG copies of the transfer pairs it beat plain at every
-# quality measured (JPEG-95: 0.915 / 0.896 against 0.881 / 0.733; JPEG-75: 0.770 / 0.667 against
-# 0.596 / 0.528; docs/RESULTS.md, "Robustness"); on uncompressed images plain stays the better reading
-JPEG_STATISTIC = "periodic"  # cards with no calibration images (no JPEG reader can be fitted): the fit read so
+# How a JPEG suspect is read. ``periodic`` (the fit's luma periodic part) beat plain on JPEG copies of the
+# transfer pairs at every quality measured (JPEG-95: 0.915 / 0.896 against 0.881 / 0.733); it reads JPEGs
+# of quality HIGH_QUALITY and up, and every JPEG for a card with no calibration images (no reader then).
+# Below HIGH_QUALITY the JPEG reader's template reads them (AUC at JPEG-75 0.907 / 0.808 against 0.853 /
+# 0.773 for periodic; docs/RESULTS.md, "Robustness"). On uncompressed images plain stays the better reading.
+JPEG_STATISTIC = "periodic"
 JPEG_READER_STATISTIC = "periodic-rgb"  # the JPEG reader's template (engine/method/jpeg_reader.py)
 OFFSET_STATISTIC = "phase"  # where the crop starts does not change it (engine/method/correlation.py)
 
