@@ -338,16 +338,15 @@ def _fit_jpeg_reader(
     ``periodic-rgb`` and calibrated (mu_real, mu_fake, the cut) on the calibration images re-saved
     the same three ways, pooled. So a JPEG suspect is scored and cut among JPEGs, not against
     uncompressed photos (docs/RESULTS.md, "Robustness")."""
-    real = list(fit_images[0])[:JPEG_CHECK_IMAGES] + [
-        im for im in reference_real if min(im.pixels.shape[:2]) >= config.crop
-    ]
+    own_real = list(fit_images[0])[:JPEG_CHECK_IMAGES]
+    real = own_real + [im for im in reference_real if min(im.pixels.shape[:2]) >= config.crop]
     fake = list(fit_images[1])[:JPEG_CHECK_IMAGES]
     cal_real, cal_fake = (list(images)[:JPEG_CHECK_IMAGES] for images in calibration)
 
-    def resaved(images: list[LoadedImage]) -> torch.Tensor:
+    def resaved(images: list[LoadedImage]) -> torch.Tensor:  # quality by quality, JPEG_CHECKS[0] (90) first
         return torch.cat([residuals(perturb(images, name)) for name in JPEG_CHECKS])
 
-    fit_real, fit_fake = resaved(real), resaved(fake)
+    fit_real, fit_fake, res_cal_real, res_cal_fake = (resaved(images) for images in (real, fake, cal_real, cal_fake))
     template = fit_template(periodic_features(fit_real), periodic_features(fit_fake))
     reader = replace(
         fp,
@@ -356,12 +355,12 @@ def _fit_jpeg_reader(
         jpeg_reading={},
         offset_reading={},
     )
-    _calibrate_on_residuals(reader, (fit_real, fit_fake), (resaved(cal_real), resaved(cal_fake)), config)
+    _calibrate_on_residuals(reader, (fit_real, fit_fake), (res_cal_real, res_cal_fake), config)
     high = replace(fp, config={**fp.config, "correlation": JPEG_STATISTIC}, jpeg_reading={}, offset_reading={})
-    _calibrate_on_residuals(
+    _calibrate_on_residuals(  # on the re-saves at 90, the first rows of each
         high,
-        (fit_real[: len(real)], fit_fake[: len(fake)]),  # the re-saves at 90, the first of JPEG_CHECKS
-        (residuals(perturb(cal_real, JPEG_CHECKS[0])), residuals(perturb(cal_fake, JPEG_CHECKS[0]))),
+        (fit_real[: len(real)], fit_fake[: len(fake)]),
+        (res_cal_real[: len(cal_real)], res_cal_fake[: len(cal_fake)]),
         config,
     )
     qualities = [JPEG_RESAVES[name] for name in JPEG_CHECKS]
@@ -374,8 +373,8 @@ def _fit_jpeg_reader(
         "template": np.round(template.astype(np.float64), 6).tolist(),
         "fitted_on": {
             "qualities": qualities,
-            "n_real": len(fit_images[0][:JPEG_CHECK_IMAGES]),
-            "n_reference_real": len(real) - len(fit_images[0][:JPEG_CHECK_IMAGES]),
+            "n_real": len(own_real),
+            "n_reference_real": len(real) - len(own_real),
             "n_generated": len(fake),
         },
         "calibrated_on": f"{len(cal_real)} real and {len(cal_fake)} generated calibration images re-saved at "
@@ -452,10 +451,14 @@ def jpeg_reading_of(fp: Fingerprint, quality: float | None = None) -> Fingerprin
 
     None when the card has no JPEG reading (a card from before it, or one read with another statistic).
     """
-    high = (fp.jpeg_reading or {}).get("high_quality")
-    if high is not None and quality is not None and quality >= HIGH_QUALITY:
-        return _reading_from_record(fp, high, "jpeg")
+    if _reads_high(fp, quality):
+        return _reading_from_record(fp, fp.jpeg_reading["high_quality"], "jpeg")
     return reading_of(fp, "jpeg")
+
+
+def _reads_high(fp: Fingerprint, quality: float | None) -> bool:
+    """Whether a JPEG of estimated ``quality`` gets the card's high-quality JPEG reading."""
+    return "high_quality" in (fp.jpeg_reading or {}) and quality is not None and quality >= HIGH_QUALITY
 
 
 def offset_reading_of(fp: Fingerprint) -> Fingerprint | None:
@@ -526,7 +529,7 @@ def with_readings(
     offset_col: dict[int, tuple[int, int]] = {}
     for j, fp in enumerate(fingerprints):
         for im in images:
-            band = _high_band(fp, im)
+            band = _reads_high(fp, im.jpeg_quality)
             if reads_as_jpeg(fp, im) and (j, band) not in jpeg_col:
                 jpeg_col[j, band] = len(readings)
                 readings.append(jpeg_reading_of(fp, im.jpeg_quality))
@@ -545,7 +548,7 @@ def with_readings(
             for j, fp in enumerate(fingerprints):
                 k = j
                 if reads_as_jpeg(fp, im):
-                    k = jpeg_col[j, _high_band(fp, im)]
+                    k = jpeg_col[j, _reads_high(fp, im.jpeg_quality)]
                 elif j in offset_col:
                     o, g = offset_col[j]
                     if rho[i, o] > rho[i, g] + OFF_GRID_MARGIN and scores[o][i] > scores[j][i]:
@@ -555,12 +558,6 @@ def with_readings(
         return columns
 
     return readings, choose
-
-
-def _high_band(fp: Fingerprint, image: LoadedImage) -> bool:
-    """Whether ``jpeg_reading_of`` reads ``image`` with the card's high-quality JPEG reading."""
-    high = "high_quality" in (fp.jpeg_reading or {})
-    return high and image.jpeg_quality is not None and image.jpeg_quality >= HIGH_QUALITY
 
 
 OFF_GRID_MARGIN = 1e-6  # phase's maximum over rolls beyond its no-roll value: the pattern sits off the grid
