@@ -634,3 +634,110 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
     verdicts = detect(fp, perturb(real, "shift1") + perturb(fake, "shift1"), store, offsets=True)
     assert row["flagged"] == pytest.approx(np.mean([v["label"] == "generated" for v in verdicts[len(real) :]]))
     assert row["real_fpr"] == pytest.approx(np.mean([v["label"] == "generated" for v in verdicts[: len(real)]]))
+
+
+def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset, store):
+    """The upscaled reader is a template fitted on half-size copies enlarged back of the fit images
+    (both classes) and calibrated on the calibration images' copies; detect uses it on images that
+    look upscaled only, and a card stored before it gains it on its next cache hit, without a refit."""
+    from dataclasses import replace
+
+    from engine.api import (
+        JPEG_CHECK_IMAGES,
+        UPSCALED_CHECKS,
+        detect,
+        reading_of,
+        residuals_of,
+        rho_for,
+        train_from_folders,
+    )
+    from engine.data.conditions import looks_upscaled
+    from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
+    from engine.errors import ConfigError
+    from engine.method.jpeg_reader import fit_template, periodic_features
+
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
+    fp = train_from_folders("u", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
+        "fingerprint"
+    ]
+    record = fp.upscaled_reading
+    assert record["statistic"] == "periodic-rgb" and record["fitted_on"]["n_generated"] == len(fp.train_files["fake"])
+    real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    by_hash = {im.sha256: im for im in real + fake}
+
+    def listed(shas: list[str]) -> list:
+        return [by_hash[h] for h in shas][:JPEG_CHECK_IMAGES]
+
+    def copies(images: list) -> torch.Tensor:
+        return torch.cat(
+            [residuals_of(perturb(images, q), cfg.extractor, cfg.crop, cfg.border, store) for q in UPSCALED_CHECKS]
+        )
+
+    # the template is the discriminant of the fit images' half-size copies, recomputed from the card's file lists
+    template = fit_template(
+        periodic_features(copies(listed(fp.train_files["real"]))),
+        periodic_features(copies(listed(fp.train_files["fake"]))),
+    )
+    assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
+    reader = reading_of(fp, "upscaled")
+    for side, mu in (("real", reader.mu_real), ("fake", reader.mu_fake)):  # means: its calibration copies' rho
+        images = perturb(listed(fp.calibration_set[side]), UPSCALED_CHECKS[0])
+        assert mu == pytest.approx(np.mean(rho_for([reader], images, store)), abs=1e-6)
+    assert reader.mu_fake > reader.mu_real
+
+    # a 64-px image enlarged 2x is read with it when it looks upscaled (the detector decides), else the plain way
+    big = [_loaded(np.asarray(Image.fromarray(im.pixels).resize((128, 128), Image.Resampling.BICUBIC)), f"{i}.png")
+           for i, im in enumerate(fake[:12])]  # fmt: skip
+    enlarged = [looks_upscaled(im.pixels) for im in big]
+    assert 2 <= sum(enlarged) < len(big) and not any(looks_upscaled(im.pixels) for im in fake[:12])
+    rows = detect(fp, big + fake[:12], store, max_tiles=1)  # the centre crop, as rho_for reads it
+    expected = ["periodic-rgb (the image looks upscaled)" if e else None for e in enlarged] + [None] * 12
+    assert [r.get("reading") for r in rows] == expected
+    routed = [im for im, e in zip(big, enlarged) if e]
+    rho = [r["rho"] for r, e in zip(rows, enlarged) if e]
+    assert rho == pytest.approx(list(rho_for([reader], routed, store)[:, 0]), abs=1e-6)
+    assert all(any("upscaled reading" in w for w in r.get("warnings", [])) == e for r, e in zip(rows, enlarged))
+
+    # a card stored before the upscaled reading gains it on its next cache hit, without a refit
+    store.save(replace(store.load("u"), upscaled_reading={}))
+    again = train_from_folders("u", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
+    assert again["cached"] and torch.equal(again["fingerprint"].tensor, fp.tensor)
+    assert json.dumps(store.load("u").upscaled_reading, sort_keys=True) == json.dumps(record, sort_keys=True)
+
+    broken = replace(fp, upscaled_reading={**record, "template": [[0.0] * 8] * 8})
+    with pytest.raises(ConfigError, match="'u': its card's upscaled_reading is malformed"):
+        detect(broken, routed, store)
+
+
+def test_the_upscaled_reader_finds_a_period_8_pattern_in_half_size_copies(tmp_path, store):
+    """A smooth period-8 pattern (3 grey levels) planted in half of scikit-image's photo tiles survives a
+    half-size round trip as an interpolated pattern: the card's upscaled reader, fitted on such copies
+    of the fit images, ranks held-out copies above the fingerprint fitted on clean images."""
+    from sklearn.metrics import roc_auc_score
+
+    from engine.api import reading_of, rho_for, train_from_folders
+    from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
+
+    tiles = photo_tiles(64)
+    yy, xx = np.mgrid[0:64, 0:64]
+    pattern = 3.0 * np.cos(2 * np.pi * yy / 8) * np.cos(2 * np.pi * xx / 8)
+    write_pngs(tmp_path / "real", tiles[0::2])
+    write_pngs(tmp_path / "fake", [(n, np.clip(p + pattern[..., None], 0, 255).round().astype(np.uint8))
+                                   for n, p in tiles[1::2]])  # fmt: skip
+    cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
+    fp = train_from_folders("p8", tmp_path / "real", tmp_path / "fake", cfg, 8, store, evaluate_test=False)[
+        "fingerprint"
+    ]
+    used = {h for files in (fp.train_files, fp.calibration_set) for side in ("real", "fake") for h in files[side]}
+    held = [
+        [im for im in load_images(list_images(tmp_path / side), crop=None)[0] if im.sha256 not in used]
+        for side in ("real", "fake")
+    ]
+    assert min(map(len, held)) > 40
+    rho = rho_for([reading_of(fp, "upscaled"), fp], perturb(held[0], "scale0.5") + perturb(held[1], "scale0.5"), store)
+    truth = np.r_[np.zeros(len(held[0])), np.ones(len(held[1]))]
+    reader_auc, fingerprint_auc = (roc_auc_score(truth, rho[:, k]) for k in (0, 1))
+    assert reader_auc > 0.9 and reader_auc > fingerprint_auc

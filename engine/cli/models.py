@@ -215,11 +215,11 @@ def cmd_show(args) -> int:
     if not args.history:
         card.pop("history", None)
         card["train_files"] = {k: f"{len(v)} files" for k, v in card["train_files"].items()}
-        for key in ("jpeg_reading", "offset_reading"):
+        for key in ("jpeg_reading", "offset_reading", "upscaled_reading"):
             reading = card.get(key, {})
             if isinstance(reading.get("rho_fake"), list):  # the calibration values, like the file lists, on --history
                 card[key] = reading = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
-            if isinstance(reading.get("template"), list):  # the JPEG reader's 3 x 8 x 8 numbers, likewise
+            if isinstance(reading.get("template"), list):  # a reader's 3 x 8 x 8 numbers, likewise
                 card[key] = reading = {**reading, "template": "3 x 8 x 8 values"}
             high = reading.get("high_quality")
             if isinstance(high, dict) and isinstance(high.get("rho_fake"), list):

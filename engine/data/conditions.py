@@ -3,7 +3,8 @@
 A fingerprint is known to weaken on an image smaller than the crop (padded), on an upscaled image
 (its spectrum falls off a cliff, or has no detail left at all) and under heavy JPEG compression
 (quality estimated from the file's quantisation tables; docs/RESULTS.md, "Robustness": on JPEG-75
-copies of the transfer pairs the plain reading kept 0.53-0.60 balanced accuracy, the JPEG one 0.67-0.77).
+copies of the transfer pairs the plain reading kept 0.53-0.60 balanced accuracy, the card's JPEG reading
+0.64-0.77 at 5-7% of real JPEGs flagged).
 `dif detect` and attribution both attach these warnings to their rows.
 """
 
@@ -54,6 +55,16 @@ def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
     return float(np.log10((high + tiny) / (mid + tiny))), float(np.log10((mid + tiny) / (low + tiny)))
 
 
+def looks_upscaled(pixels: np.ndarray) -> bool:
+    """Whether an image looks enlarged about 2x or more (its spectrum falls off a cliff above the
+    source's Nyquist): such an image is read with a model's upscaled reading, where it has one.
+    On half-size copies enlarged back (bicubic) it held for 87-99% of each shared generated set and
+    61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel, so no cliff),
+    and for 0-7.6% of the uncompressed images themselves (docs/RESULTS.md, "Robustness")."""
+    h, w = pixels.shape[:2]
+    return min(h, w) >= UPSCALE_MIN_SIDE and resampling_evidence(pixels)[0] < UPSCALE_CLIFF_WARN
+
+
 def source_bytes(image: LoadedImage) -> bytes | None:
     """The file's bytes when ``image.source`` is a readable path with the same content."""
     try:
@@ -78,7 +89,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         if cliff < UPSCALE_CLIFF_WARN:
             out.append(
                 f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): "
-                "resampling erases the fingerprint"
+                "resampling weakens the fingerprint"
             )
         elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
             out.append(
@@ -95,7 +106,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         elif quality < JPEG_QUALITY_WARN:
             out.append(
                 f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): read with the "
-                "JPEG statistic; at quality 75 that kept 0.67-0.77 balanced accuracy (0.96-0.98 uncompressed) "
-                "and flagged about 17% of real photos, not 2%"
+                "model's JPEG reading; at quality 75 that kept 0.64-0.77 balanced accuracy (0.96-0.98 uncompressed) "
+                "and flagged 5-7% of real JPEGs"
             )
     return out

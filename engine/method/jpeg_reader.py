@@ -12,6 +12,9 @@ Features are the 2-D DCT of the standardised periodic part with each channel's D
 discriminant is Fisher's, with Ledoit-Wolf shrinkage of the covariance (192 features from a few
 hundred images). Its weights, mapped back to pixels, are a 3 x 8 x 8 template: the score
 <template, periodic part> is the ``periodic-rgb`` statistic of a fingerprint that repeats it.
+
+The same discriminant fitted on half-size copies enlarged back is a card's upscaled reader
+(``api._fit_upscaled_reader``): resampling, like JPEG, leaves an attenuated periodic part.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ CARD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "decision": ((dict,), False),
     "jpeg_reading": ((dict,), False),
     "offset_reading": ((dict,), False),
+    "upscaled_reading": ((dict,), False),
     "calibration_set": ((dict,), False),
 }
 
@@ -104,6 +105,8 @@ class Fingerprint:
     jpeg_reading: dict[str, Any] = field(default_factory=dict)
     # how an image whose 8-pixel pattern sits off the crop's grid is also read (``phase``, same record)
     offset_reading: dict[str, Any] = field(default_factory=dict)
+    # how an image that looks upscaled is read: a template fitted on half-size round trips (same record)
+    upscaled_reading: dict[str, Any] = field(default_factory=dict)
     # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
     calibration_set: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -159,6 +162,7 @@ class Fingerprint:
             "decision": self.decision,
             "jpeg_reading": self.jpeg_reading,
             "offset_reading": self.offset_reading,
+            "upscaled_reading": self.upscaled_reading,
             "calibration_set": self.calibration_set,
         }
 
@@ -285,6 +289,7 @@ def parse_fingerprint(data: bytes, source: str = "<fingerprint>") -> Fingerprint
         decision=card.get("decision", {}),
         jpeg_reading=card.get("jpeg_reading", {}),
         offset_reading=card.get("offset_reading", {}),
+        upscaled_reading=card.get("upscaled_reading", {}),
         calibration_set=card.get("calibration_set", {}),
         created=card["created"],
         version=card["version"],
