@@ -9,7 +9,9 @@
 #     reader, from 88 up with its periodic part, both calibrated among JPEG re-saves), four qualities
 #     (docs/results/robustness-jpeg-reading/ keeps the same run from before the JPEG reader, when a JPEG
 #     was read with periodic calibrated on uncompressed photos);
-#  5. shifted and offset crops read as dif detect --offsets reads them, beside plain and phase.
+#  5. shifted and offset crops read as dif detect --offsets reads them, beside plain and phase;
+#  6. half-size copies as dif detect now reads them (an image that looks upscaled gets the card's upscaled
+#     reader, a template fitted on half-size copies enlarged back), with the clean column beside them.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -37,3 +39,7 @@ mkdir -p "$OUT/robustness-offsets" && ln -sfn ../robustness/store "$OUT/robustne
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain,phase,plain+offsets --perturb none,shift1,crop-random \
   --out "$OUT/robustness-offsets"
+# 6. half-size copies as dif detect reads them: the upscaled reader (the plain fits: cache hits, re-read)
+mkdir -p "$OUT/robustness-upscaled" && ln -sfn ../robustness/store "$OUT/robustness-upscaled/store"
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
+  --augment none --correlation plain --perturb none,scale0.5 --out "$OUT/robustness-upscaled"
