@@ -50,7 +50,7 @@ JPEG_STATISTIC = "periodic"
 READER_STATISTIC = "periodic-rgb"  # the JPEG reader's template (engine/method/jpeg_reader.py)
 # An image that looks upscaled (``looks_upscaled``) is read with the upscaled reader: the same kind of template,
 # fitted on half-size copies enlarged back, of both classes, and calibrated among them. On half-size copies of
-# the transfer pairs it raised the AUC from 0.900 / 0.864 / 0.915 (the fingerprint) to 0.927 / 0.970 / 0.982.
+# the transfer pairs it raised balanced accuracy from 0.735 / 0.662 to 0.827 / 0.875 (docs/RESULTS.md, "Robustness").
 UPSCALED_CHECKS = ("scale0.5",)
 OFFSET_STATISTIC = "phase"  # where the crop starts does not change it (engine/method/correlation.py)
 
@@ -383,8 +383,8 @@ def _fit_upscaled_reader(
     """The card's upscaled reading: the JPEG reader's kind of template, fitted on half-size copies
     enlarged back (bicubic) of the fit images and the reference pool's photos, and calibrated among the
     calibration images' copies. Enlarging interpolates an up-sampling generator's 8-pixel pattern
-    rather than erasing it, and the fingerprint fitted on clean images keeps its ranking (AUC 0.86-0.92)
-    but not its cut, which was set on clean photos (docs/RESULTS.md, "Robustness")."""
+    rather than erasing it, and the fingerprint fitted on clean images keeps much of its ranking (AUC 0.88
+    and 0.92 on the transfer pairs) but not its cut, which was set on clean photos (docs/RESULTS.md, "Robustness")."""
     reader, counts, _, cal_res = _fit_reader(
         fp, fit_images, calibration, reference_real, residuals, config, UPSCALED_CHECKS
     )
@@ -810,9 +810,9 @@ def detect(
 ) -> list[dict]:
     """Per image: rho (the mean over the analysed tiles), signed score, label, the tiles analysed, any warnings.
 
-    A JPEG is read with the card's JPEG reading, and with ``offsets`` an image whose pattern sits off
-    the grid also with the offset reading (``with_readings``; the row says ``"reading"``); all
-    readings come from one residual pass.
+    A JPEG is read with the card's JPEG reading, an image that looks upscaled with its upscaled
+    reading, and with ``offsets`` an image whose pattern sits off the grid also with the offset
+    reading (``with_readings``; the row says ``"reading"``); all readings come from one residual pass.
     """
     readings, choose = with_readings([fp], images, offsets)
     rho_all, boxes, per_tile = tiled_rho(readings, images, store, device, pad, max_tiles=max_tiles)
