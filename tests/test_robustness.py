@@ -187,6 +187,23 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
     assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
 
 
+def _recomputed_template(fp, listed, degradations: tuple[str, ...], store) -> np.ndarray:
+    """The reader template a card should hold: Fisher's discriminant of its fit images' degraded copies
+    (``listed`` turns the card's file hashes into images), recomputed here from the card's own lists."""
+    from engine.api import residuals_of
+    from engine.data.perturb import perturb
+    from engine.method.jpeg_reader import fit_template, periodic_features
+
+    def copies(images: list) -> torch.Tensor:
+        residuals = [residuals_of(perturb(images, q), fp.extractor, fp.crop, fp.border, store) for q in degradations]
+        return torch.cat(residuals)
+
+    return fit_template(
+        periodic_features(copies(listed(fp.train_files["real"]))),
+        periodic_features(copies(listed(fp.train_files["fake"]))),
+    )
+
+
 def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store):
     """The JPEG reader is the template fitted on the fit images re-saved at 90 / 75 / 50, read with
     ``periodic-rgb`` and calibrated on the calibration images re-saved the same ways (pooled); detect
@@ -201,7 +218,6 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
         calibrate_on_pool,
         detect,
         jpeg_reading_of,
-        residuals_of,
         rho_for,
         train_fingerprint,
         train_from_folders,
@@ -210,7 +226,6 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     from engine.data.perturb import perturb
     from engine.data.reference_pool import images_pool
     from engine.errors import ConfigError
-    from engine.method.jpeg_reader import fit_template, periodic_features
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
     fp = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
@@ -225,16 +240,8 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     def listed(shas: list[str]) -> list:
         return [by_hash[h] for h in shas][:JPEG_CHECK_IMAGES]
 
-    def resaved(images: list) -> torch.Tensor:
-        return torch.cat(
-            [residuals_of(perturb(images, q), cfg.extractor, cfg.crop, cfg.border, store) for q in JPEG_CHECKS]
-        )
-
     # the template is the discriminant of the fit images' re-saves, recomputed from the card's own file lists
-    template = fit_template(
-        periodic_features(resaved(listed(fp.train_files["real"]))),
-        periodic_features(resaved(listed(fp.train_files["fake"]))),
-    )
+    template = _recomputed_template(fp, listed, JPEG_CHECKS, store)
     assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
     # and its means are its correlations with the calibration images re-saved the three ways, pooled
     reader = jpeg_reading_of(fp)
@@ -647,7 +654,6 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
         UPSCALED_CHECKS,
         detect,
         reading_of,
-        residuals_of,
         rho_for,
         train_from_folders,
     )
@@ -655,7 +661,6 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     from engine.data.images import list_images, load_images
     from engine.data.perturb import perturb
     from engine.errors import ConfigError
-    from engine.method.jpeg_reader import fit_template, periodic_features
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
     fp = train_from_folders("u", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
@@ -670,16 +675,8 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     def listed(shas: list[str]) -> list:
         return [by_hash[h] for h in shas][:JPEG_CHECK_IMAGES]
 
-    def copies(images: list) -> torch.Tensor:
-        return torch.cat(
-            [residuals_of(perturb(images, q), cfg.extractor, cfg.crop, cfg.border, store) for q in UPSCALED_CHECKS]
-        )
-
     # the template is the discriminant of the fit images' half-size copies, recomputed from the card's file lists
-    template = fit_template(
-        periodic_features(copies(listed(fp.train_files["real"]))),
-        periodic_features(copies(listed(fp.train_files["fake"]))),
-    )
+    template = _recomputed_template(fp, listed, UPSCALED_CHECKS, store)
     assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
     reader = reading_of(fp, "upscaled")
     for side, mu in (("real", reader.mu_real), ("fake", reader.mu_fake)):  # means: its calibration copies' rho
