@@ -661,6 +661,7 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     from engine.data.images import list_images, load_images
     from engine.data.perturb import perturb
     from engine.errors import ConfigError
+    from engine.method.detect import scores_and_decisions
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
     fp = train_from_folders("u", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
@@ -684,18 +685,22 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
         assert mu == pytest.approx(np.mean(rho_for([reader], images, store)), abs=1e-6)
     assert reader.mu_fake > reader.mu_real
 
-    # a 64-px image enlarged 2x is read with it when it looks upscaled (the detector decides), else the plain way
+    # a 64-px image enlarged 2x that looks upscaled (the detector decides) is read both ways and the reading
+    # with the higher signed score decides; an image that does not look upscaled is read the plain way
     big = [_loaded(np.asarray(Image.fromarray(im.pixels).resize((128, 128), Image.Resampling.BICUBIC)), f"{i}.png")
            for i, im in enumerate(fake[:12])]  # fmt: skip
     enlarged = [looks_upscaled(im.pixels) for im in big]
     assert 2 <= sum(enlarged) < len(big) and not any(looks_upscaled(im.pixels) for im in fake[:12])
     rows = detect(fp, big + fake[:12], store, max_tiles=1)  # the centre crop, as rho_for reads it
-    expected = ["periodic-rgb (the image looks upscaled)" if e else None for e in enlarged] + [None] * 12
+    rho = rho_for([fp, reader], big, store)
+    plain_score, reader_score = scores_and_decisions(fp, rho[:, 0])[0], scores_and_decisions(reader, rho[:, 1])[0]
+    by_reader = [e and r > p for e, r, p in zip(enlarged, reader_score, plain_score)]
+    assert any(by_reader) and not all(by_reader)
+    expected = ["periodic-rgb (the image looks upscaled)" if b else None for b in by_reader] + [None] * 12
     assert [r.get("reading") for r in rows] == expected
-    routed = [im for im, e in zip(big, enlarged) if e]
-    rho = [r["rho"] for r, e in zip(rows, enlarged) if e]
-    assert rho == pytest.approx(list(rho_for([reader], routed, store)[:, 0]), abs=1e-6)
-    assert all(any("upscaled reading" in w for w in r.get("warnings", [])) == e for r, e in zip(rows, enlarged))
+    assert [r["rho"] for r in rows[:12]] == pytest.approx([rho[i, 1 if b else 0] for i, b in enumerate(by_reader)])
+    assert all(any("upscaled reading" in w for w in r.get("warnings", [])) == b for r, b in zip(rows, by_reader))
+    routed = [im for im, b in zip(big, by_reader) if b]
 
     # a card stored before the upscaled reading gains it on its next cache hit, without a refit
     store.save(replace(store.load("u"), upscaled_reading={}))
