@@ -48,9 +48,9 @@ ResidualProgress = Callable[[int, int], None]
 # 0.773 for periodic; docs/RESULTS.md, "Robustness"). On uncompressed images plain stays the better reading.
 JPEG_STATISTIC = "periodic"
 READER_STATISTIC = "periodic-rgb"  # the JPEG reader's template (engine/method/jpeg_reader.py)
-# An image that looks upscaled (``looks_upscaled``) is read with the upscaled reader: the same kind of template,
+# An image that looks upscaled (``looks_upscaled``) is also read with the upscaled reader: the same kind of template,
 # fitted on half-size copies enlarged back, of both classes, and calibrated among them. On half-size copies of
-# the transfer pairs it raised balanced accuracy from 0.735 / 0.662 to 0.827 / 0.875 (docs/RESULTS.md, "Robustness").
+# the transfer pairs it raised balanced accuracy from 0.735 / 0.662 to 0.855 / 0.875 (docs/RESULTS.md, "Robustness").
 UPSCALED_CHECKS = ("scale0.5",)
 OFFSET_STATISTIC = "phase"  # where the crop starts does not change it (engine/method/correlation.py)
 

@@ -57,7 +57,7 @@ def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
 
 def looks_upscaled(pixels: np.ndarray) -> bool:
     """Whether an image looks enlarged about 2x or more (its spectrum falls off a cliff above the
-    source's Nyquist): such an image is read with a model's upscaled reading, where it has one.
+    source's Nyquist): such an image is also read with a model's upscaled reading, where it has one.
     On half-size copies enlarged back (bicubic) it held for 87-99% of each shared generated set and
     61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel, so no cliff),
     and for 0-7.6% of the uncompressed images themselves (docs/RESULTS.md, "Robustness")."""
