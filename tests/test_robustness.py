@@ -661,6 +661,7 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     from engine.data.images import list_images, load_images
     from engine.data.perturb import perturb
     from engine.errors import ConfigError
+    from engine.lineage.attribution import attribute
     from engine.method.detect import scores_and_decisions
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
@@ -701,6 +702,11 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     assert [r["rho"] for r in rows[:12]] == pytest.approx([rho[i, 1 if b else 0] for i, b in enumerate(by_reader)])
     assert all(any("upscaled reading" in w for w in r.get("warnings", [])) == b for r, b in zip(rows, by_reader))
     routed = [im for im, b in zip(big, by_reader) if b]
+    # attribution reads them the same way, and says when the verdict's model decided with its upscaled reading
+    results = attribute(big, [fp], store, max_tiles=1)
+    decided = [res.verdict == "u" and b for res, b in zip(results, by_reader)]
+    assert any(decided)
+    assert [any("decided with its upscaled reading" in w for w in res.warnings) for res in results] == decided
 
     # a card stored before the upscaled reading gains it on its next cache hit, without a refit
     store.save(replace(store.load("u"), upscaled_reading={}))

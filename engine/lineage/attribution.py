@@ -69,7 +69,7 @@ def attribute(
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
     ``offsets``: an image whose pattern sits off the grid is also read with each model's offset reading.
     """
-    from engine.api import jpeg_rates_for, jpeg_rates_phrase, reading_kind, tiled_rho, with_readings
+    from engine.api import jpeg_rates_for, jpeg_rates_phrase, reading_kind, reads_as_upscaled, tiled_rho, with_readings
     from engine.method.calibration import from_card
     from engine.method.detect import scores_and_decisions
 
@@ -124,6 +124,10 @@ def attribute(
                 f"{verdict}, read against its held-out images re-saved at JPEG quality {rates['quality']}, "
                 + jpeg_rates_phrase(rates)
             )
+        if winner is not None:
+            j = names.index(verdict)
+            if reads_as_upscaled(winner, readings[columns[i][j]], image):
+                warnings.append(f"{verdict} decided with its upscaled reading, calibrated among half-size copies")
         out.append(Attribution(image.source, verdict, ranking, warnings, image.sha256, [list(b) for b in boxes[i]]))
     return out
 
