@@ -878,7 +878,8 @@ def calibrate_on_pool(
     )
     if len(pool_images) < 2:
         return fp
-    # a JPEG reader was fitted with the pool and is calibrated among JPEGs: the pool's clean photos stay out of it
+    # a reader (JPEG, upscaled) was fitted with the pool and is calibrated among degraded copies: the pool's clean
+    # photos stay out of it
     extra = {kind: reading_of(fp, kind) for kind in APPLIES_TO if "template" not in getattr(fp, f"{kind}_reading")}
     extra = {kind: reading for kind, reading in extra.items() if reading is not None}
     rho_pool = rho_for([fp, *extra.values()], pool_images, store, device)

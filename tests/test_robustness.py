@@ -652,6 +652,7 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     from engine.api import (
         JPEG_CHECK_IMAGES,
         UPSCALED_CHECKS,
+        calibrate_on_pool,
         detect,
         reading_of,
         rho_for,
@@ -660,6 +661,7 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     from engine.data.conditions import looks_upscaled
     from engine.data.images import list_images, load_images
     from engine.data.perturb import perturb
+    from engine.data.reference_pool import images_pool
     from engine.errors import ConfigError
     from engine.lineage.attribution import attribute
     from engine.method.detect import scores_and_decisions
@@ -713,6 +715,10 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     again = train_from_folders("u", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
     assert again["cached"] and torch.equal(again["fingerprint"].tensor, fp.tensor)
     assert json.dumps(store.load("u").upscaled_reading, sort_keys=True) == json.dumps(record, sort_keys=True)
+    # a pool re-fits the offset reading but leaves the reader, which is calibrated among half-size copies
+    offset_before = dict(fp.offset_reading)
+    calibrate_on_pool(fp, images_pool("photos", real, [im.source for im in real]), store)
+    assert fp.upscaled_reading == record and fp.offset_reading != offset_before
 
     broken = replace(fp, upscaled_reading={**record, "template": [[0.0] * 8] * 8})
     with pytest.raises(ConfigError, match="'u': its card's upscaled_reading is malformed"):
