@@ -47,7 +47,7 @@ ResidualProgress = Callable[[int, int], None]
 # Below HIGH_QUALITY the JPEG reader's template reads them (AUC at JPEG-75 0.907 / 0.808 against 0.853 /
 # 0.773 for periodic; docs/RESULTS.md, "Robustness"). On uncompressed images plain stays the better reading.
 JPEG_STATISTIC = "periodic"
-READER_STATISTIC = "periodic-rgb"  # the JPEG reader's template (engine/method/jpeg_reader.py)
+READER_STATISTIC = "periodic-rgb"  # the readers' templates, JPEG and upscaled (engine/method/jpeg_reader.py)
 # An image that looks upscaled (``looks_upscaled``) is also read with the upscaled reader: the same kind of template,
 # fitted on half-size copies enlarged back, of both classes, and calibrated among them. On half-size copies of
 # the transfer pairs it raised balanced accuracy from 0.735 / 0.662 to 0.855 / 0.875 (docs/RESULTS.md, "Robustness").
@@ -581,7 +581,7 @@ def with_readings(
     image that looks upscaled (``looks_upscaled``) is read with the model's own statistic and its
     upscaled reading, and the reading with the higher signed score decides: nothing the plain reading
     flags is lost (on clean images that merely look smooth), and half-size copies enlarged back keep
-    0.83-0.88 where the plain reading gives 0.66-0.74 (docs/RESULTS.md, "Robustness"). Any
+    0.86-0.88 where the plain reading gives 0.66-0.74 (docs/RESULTS.md, "Robustness"). Any
     other image is read with the model's own statistic and, with ``offsets``, when its 8-pixel
     pattern sits off the grid (``phase`` above its no-roll value ``phase-grid``), also with the
     offset reading: the reading with the higher signed score decides. On the transfer pairs this
