@@ -117,6 +117,24 @@ def test_upscale_warning_spares_smooth_natives_and_catches_huge_enlargements():
     assert any("upscaled from a much smaller image" in w for w in warnings), warnings
 
 
+def test_pixel_repetition_is_an_upscale_and_a_flat_image_is_not():
+    """A 2x nearest-neighbour enlargement has no spectral cliff (its repeated pixels make sharp steps),
+    so the cliff test misses it; its rows and columns come in identical pairs, at one phase only."""
+    from skimage import data
+
+    from engine.data.conditions import REPEATED_PAIRS_WARN, looks_upscaled, repeated_pairs
+
+    photo = np.ascontiguousarray(data.astronaut()[100:300, 100:300])
+    doubled = np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)
+    shifted = np.ascontiguousarray(doubled[1:, 1:])  # the pairs start on the other phase
+    assert resampling_evidence(doubled)[0] > UPSCALE_CLIFF_WARN  # the cliff test alone would miss it
+    assert repeated_pairs(doubled) == repeated_pairs(shifted) == 1.0 and looks_upscaled(shifted)
+    assert any("pixel repetition" in w for w in image_warnings(load_image(_png(doubled), crop=None), 32))
+    assert repeated_pairs(photo) < 0.05 and not looks_upscaled(photo)
+    flat = np.full((200, 200, 3), 128, np.uint8)  # pairs off at both phases: not a repetition
+    assert repeated_pairs(flat) == 0.0 < REPEATED_PAIRS_WARN
+
+
 def _png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")

@@ -26,6 +26,9 @@ ENLARGED_DETAIL_WARN = -2.6  # natives -1.31..-2.36, blurred down to -2.50; 256 
 # (astronaut's dark corner: detail -3.0) keeps a falling spectrum (cliff -1.47)
 ENLARGED_FLOOR_CLIFF = -1.0
 UPSCALE_MIN_SIDE = 128  # smaller images give too noisy a spectrum to judge
+# share of row and of column pairs that are identical at the best phase, for a 2x pixel-repetition enlargement:
+# every such copy of the shared sets 1.00, every native 0.00 (median; flat regions reach 0.41 at either phase)
+REPEATED_PAIRS_WARN = 0.9
 
 
 def _band(spec: np.ndarray, r: np.ndarray, lo: float, hi: float) -> float:
@@ -56,13 +59,33 @@ def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
 
 
 def looks_upscaled(pixels: np.ndarray) -> bool:
-    """Whether an image looks enlarged about 2x or more (its spectrum falls off a cliff above the
-    source's Nyquist): such an image is also read with a model's upscaled reading, where it has one.
-    On half-size copies enlarged back (bicubic) it held for 87-99% of each shared generated set and
-    61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel, so no cliff),
-    and for 0-7.6% of the uncompressed images themselves (docs/RESULTS.md, "Robustness")."""
+    """Whether an image looks enlarged about 2x or more: its spectrum falls off a cliff above the
+    source's Nyquist (interpolation), or its rows and columns come in identical pairs (pixel
+    repetition). Such an image is also read with a model's upscaled reading, where it has one.
+    On half-size copies enlarged back (bicubic) the cliff held for 87-99% of each shared generated set
+    and 61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel, so no cliff),
+    and for 0-7.6% of the uncompressed images themselves; pixel repetition, for all of the copies
+    enlarged that way and none of the images themselves (docs/RESULTS.md, "Robustness")."""
     h, w = pixels.shape[:2]
-    return min(h, w) >= UPSCALE_MIN_SIDE and resampling_evidence(pixels)[0] < UPSCALE_CLIFF_WARN
+    if min(h, w) < UPSCALE_MIN_SIDE:
+        return False
+    return repeated_pairs(pixels) >= REPEATED_PAIRS_WARN or resampling_evidence(pixels)[0] < UPSCALE_CLIFF_WARN
+
+
+def repeated_pairs(pixels: np.ndarray) -> float:
+    """The smaller, of rows and of columns, of the share of neighbouring pairs that are identical at the
+    better of the two phases, when the other phase pairs off at most half as often (a flat image repeats
+    at both). A 2x nearest-neighbour enlargement gives 1.0; a photo or a generated image about 0."""
+    shares = []
+    for lines in (pixels, pixels.swapaxes(0, 1)):
+        by_phase = []
+        for phase in (0, 1):
+            pairs = (len(lines) - phase) // 2
+            first, second = lines[phase : phase + 2 * pairs : 2], lines[phase + 1 : phase + 2 * pairs : 2]
+            by_phase.append(float(np.mean(np.all(first == second, axis=tuple(range(1, lines.ndim))))) if pairs else 0.0)
+        best, other = max(by_phase), min(by_phase)
+        shares.append(best if other <= best / 2 else 0.0)
+    return min(shares)
 
 
 def source_bytes(image: LoadedImage) -> bytes | None:
@@ -91,6 +114,9 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
                 f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): "
                 "resampling weakens the fingerprint"
             )
+        elif repeated_pairs(image.pixels) >= REPEATED_PAIRS_WARN:
+            out.append("looks enlarged by pixel repetition (rows and columns come in identical pairs): resampling "
+                       "weakens the fingerprint")  # fmt: skip
         elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
             out.append(
                 f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < "
