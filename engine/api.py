@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine.data.augment import degraded_copies
-from engine.data.conditions import image_warnings, looks_upscaled
+from engine.data.conditions import image_warnings, upscale_kind
 from engine.data.format_bias import format_warnings, resave_jpeg
 from engine.data.images import LoadedImage, center_crop, load_images
 from engine.data.perturb import JPEG_RESAVES, perturb
@@ -578,10 +578,11 @@ def with_readings(
     image and model which column reads it.
 
     A JPEG is read with the model's JPEG reading for its estimated quality (``jpeg_reading_of``). An
-    image that looks upscaled (``looks_upscaled``) is read with the model's own statistic and its
-    upscaled reading, and the reading with the higher signed score decides: nothing the plain reading
-    flags is lost (on clean images that merely look smooth), and half-size copies enlarged back keep
-    0.86-0.88 where the plain reading gives 0.66-0.74 (docs/RESULTS.md, "Robustness"). Any
+    image enlarged by pixel repetition (``upscale_kind``: no photo repeats its pixels) is read with
+    the model's upscaled reading; one that looks interpolated up is read with the model's own statistic
+    and its upscaled reading, and the reading with the higher signed score decides, so nothing the
+    plain reading flags is lost on clean images that merely look smooth. Half-size copies enlarged back
+    keep 0.86-0.88 where the plain reading gives 0.66-0.74 (docs/RESULTS.md, "Robustness"). Any
     other image is read with the model's own statistic and, with ``offsets``, when its 8-pixel
     pattern sits off the grid (``phase`` above its no-roll value ``phase-grid``), also with the
     offset reading: the reading with the higher signed score decides. On the transfer pairs this
@@ -594,9 +595,9 @@ def with_readings(
     offset_col: dict[int, tuple[int, int]] = {}
     upscaled_col: dict[int, int] = {}
     enlarged = (
-        [not im.is_jpeg and looks_upscaled(im.pixels) for im in images]
+        [None if im.is_jpeg else upscale_kind(im.pixels) for im in images]
         if any(fp.upscaled_reading for fp in fingerprints)
-        else [False] * len(images)
+        else [None] * len(images)
     )
     for j, fp in enumerate(fingerprints):
         for im in images:
@@ -623,9 +624,9 @@ def with_readings(
                 k = j
                 if reads_as_jpeg(fp, im):
                     k = jpeg_col[j, _reads_high(fp, im.jpeg_quality)]
-                elif enlarged[i] and j in upscaled_col:
+                elif enlarged[i] and j in upscaled_col:  # a repetition is certain: no photo repeats its pixels
                     u = upscaled_col[j]
-                    k = u if scores[u][i] > scores[j][i] else j
+                    k = u if enlarged[i] == "repeated" or scores[u][i] > scores[j][i] else j
                 elif j in offset_col:
                     o, g = offset_col[j]
                     if rho[i, o] > rho[i, g] + OFF_GRID_MARGIN and scores[o][i] > scores[j][i]:

@@ -42,4 +42,4 @@ dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dream
 # 6. half-size copies as dif detect reads them: the upscaled reader (the plain fits: cache hits, re-read)
 mkdir -p "$OUT/robustness-upscaled" && ln -sfn ../robustness/store "$OUT/robustness-upscaled/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
-  --augment none --correlation plain --perturb none,scale0.5 --out "$OUT/robustness-upscaled"
+  --augment none --correlation plain --perturb none,scale0.5,resize --out "$OUT/robustness-upscaled"

@@ -704,6 +704,13 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
     assert [r["rho"] for r in rows[:12]] == pytest.approx([rho[i, 1 if b else 0] for i, b in enumerate(by_reader)])
     assert all(any("upscaled reading" in w for w in r.get("warnings", [])) == b for r, b in zip(rows, by_reader))
     routed = [im for im, b in zip(big, by_reader) if b]
+    # an image enlarged by pixel repetition is certain to be one (no photo repeats its pixels): the reader decides
+    doubled = [
+        _loaded(np.repeat(np.repeat(im.pixels, 2, axis=0), 2, axis=1), f"d{i}.png") for i, im in enumerate(fake[:6])
+    ]
+    rows = detect(fp, doubled, store, max_tiles=1)
+    assert [r.get("reading") for r in rows] == ["periodic-rgb (the image looks upscaled)"] * 6
+    assert [r["rho"] for r in rows] == pytest.approx(list(rho_for([reader], doubled, store)[:, 0]), abs=1e-6)
     # attribution reads them the same way, and says when the verdict's model decided with its upscaled reading
     results = attribute(big, [fp], store, max_tiles=1)
     decided = [res.verdict == "u" and b for res, b in zip(results, by_reader)]

@@ -59,17 +59,24 @@ def resampling_evidence(pixels: np.ndarray) -> tuple[float, float]:
 
 
 def looks_upscaled(pixels: np.ndarray) -> bool:
-    """Whether an image looks enlarged about 2x or more: its spectrum falls off a cliff above the
-    source's Nyquist (interpolation), or its rows and columns come in identical pairs (pixel
-    repetition). Such an image is also read with a model's upscaled reading, where it has one.
-    On half-size copies enlarged back (bicubic) the cliff held for 87-99% of each shared generated set
-    and 61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel, so no cliff),
-    and for 0-7.6% of the uncompressed images themselves; pixel repetition, for all of the copies
+    """Whether an image looks enlarged about 2x or more (``upscale_kind``): such an image is also read
+    with a model's upscaled reading, where it has one."""
+    return upscale_kind(pixels) is not None
+
+
+def upscale_kind(pixels: np.ndarray) -> str | None:
+    """``"repeated"`` when the image's rows and columns come in identical pairs (a pixel-repetition
+    enlargement), ``"interpolated"`` when its spectrum falls off a cliff above the source's Nyquist,
+    else None. On half-size copies enlarged back (bicubic) the cliff held for 87-99% of each shared
+    generated set and 61% of the real tiles (flat ones keep only rounding noise above 0.3 cycles/pixel,
+    so no cliff), and for 0-7.6% of the uncompressed images themselves; the repetition, for every copy
     enlarged that way and none of the images themselves (docs/RESULTS.md, "Robustness")."""
     h, w = pixels.shape[:2]
     if min(h, w) < UPSCALE_MIN_SIDE:
-        return False
-    return repeated_pairs(pixels) >= REPEATED_PAIRS_WARN or resampling_evidence(pixels)[0] < UPSCALE_CLIFF_WARN
+        return None
+    if repeated_pairs(pixels) >= REPEATED_PAIRS_WARN:
+        return "repeated"
+    return "interpolated" if resampling_evidence(pixels)[0] < UPSCALE_CLIFF_WARN else None
 
 
 def repeated_pairs(pixels: np.ndarray) -> float:
