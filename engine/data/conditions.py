@@ -1,7 +1,8 @@
 """Conditions under which a suspect image's reading is unreliable, judged from the image alone.
 
 A fingerprint is known to weaken on an image smaller than the crop (padded), on an upscaled image
-(its spectrum falls off a cliff, or has no detail left at all) and under heavy JPEG compression
+(its spectrum falls off a cliff, its pixels come in repeated pairs, or it has no detail left at all) and
+under heavy JPEG compression
 (quality estimated from the file's quantisation tables; docs/RESULTS.md, "Robustness": on JPEG-75
 copies of the transfer pairs the plain reading kept 0.53-0.60 balanced accuracy, the card's JPEG reading
 0.64-0.77 at 5-7% of real JPEGs flagged).
