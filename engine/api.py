@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -272,7 +272,7 @@ def _calibrate(
     reference_real: Sequence[LoadedImage] = (),
 ) -> Fingerprint:
     """mu_real, mu_fake, the band, the cut and the training metrics of ``fp`` under its own statistic,
-    the JPEG reader for JPEG suspects (``fp.jpeg_reading``, ``_fit_jpeg_reader``) and the offset reading.
+    the JPEG reader for JPEG suspects (``fp.jpeg_reading``, ``_jpeg_reader_record``) and the offset reading.
 
     They come from the calibration images when there are some; else (a mean fingerprint) from
     leave-one-out scores, else from the training images (and the card says it is optimistic).
@@ -300,11 +300,13 @@ def _calibrate(
     _calibrate_on_residuals(fp, fit_residuals, cal_residuals, config)
     fp.jpeg_reading, fp.offset_reading, fp.upscaled_reading = {}, {}, {}
     wanted = _missing_readings(fp, list(real) + list(fake))
-    if "jpeg" in wanted and calibration is not None:
-        wanted.discard("jpeg")
-        fp.jpeg_reading = _fit_jpeg_reader(fp, (real, fake), calibration, reference_real, residuals, config)
-    if "upscaled" in wanted and calibration is not None:
-        fp.upscaled_reading = _fit_upscaled_reader(fp, (real, fake), calibration, reference_real, residuals, config)
+    if calibration is not None:  # the template readings: fitted and calibrated on degraded copies
+        sources = (fp, (real, fake), calibration, reference_real, residuals, config)
+        if "jpeg" in wanted:
+            wanted.discard("jpeg")
+            fp.jpeg_reading = _jpeg_reader_record(fp, _fit_reader(*sources, JPEG_CHECKS), config)
+        if "upscaled" in wanted:
+            fp.upscaled_reading = _upscaled_reader_record(_fit_reader(*sources, UPSCALED_CHECKS))
     for kind, statistic in (("jpeg", JPEG_STATISTIC), ("offset", OFFSET_STATISTIC)):
         if kind in wanted:
             other = _bare_reading(fp, statistic)
@@ -321,12 +323,8 @@ def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[s
     if fp.correlation != "plain":
         return set()
     mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
-    earlier = (
-        bool(fp.jpeg_reading)
-        and "high_quality" not in fp.jpeg_reading
-        and fp.calibration_set.get("source") == "held out of fitting"
-    )
     held_out = fp.calibration_set.get("source") == "held out of fitting"
+    earlier = bool(fp.jpeg_reading) and "high_quality" not in fp.jpeg_reading and held_out
     return (
         ({"jpeg"} if (not fp.jpeg_reading or earlier) and not mostly_jpeg else set())
         | ({"offset"} if not fp.offset_reading else set())
@@ -334,22 +332,14 @@ def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[s
     )
 
 
-def _fit_jpeg_reader(
-    fp: Fingerprint,
-    fit_images: tuple[Sequence[LoadedImage], Sequence[LoadedImage]],
-    calibration: Calibration,
-    reference_real: Sequence[LoadedImage],
-    residuals: Callable[[Sequence[LoadedImage]], torch.Tensor],
-    config: TrainConfig,
-) -> dict:
+def _jpeg_reader_record(fp: Fingerprint, fitted: FittedReader, config: TrainConfig) -> dict:
     """The card's JPEG reading: a template fitted on the fit images (at most JPEG_CHECK_IMAGES per
     class, the real side joined by ``reference_real``) re-saved at qualities 90, 75 and 50, read with
     ``periodic-rgb`` and calibrated (mu_real, mu_fake, the cut) on the calibration images re-saved
-    the same three ways, pooled. So a JPEG suspect is scored and cut among JPEGs, not against
-    uncompressed photos (docs/RESULTS.md, "Robustness")."""
-    reader, counts, fit_res, cal_res = _fit_reader(
-        fp, fit_images, calibration, reference_real, residuals, config, JPEG_CHECKS
-    )
+    the same three ways, pooled (``fitted``, from ``_fit_reader``). So a JPEG suspect is scored and cut
+    among JPEGs, not against uncompressed photos (docs/RESULTS.md, "Robustness"). From HIGH_QUALITY up,
+    the fingerprint's periodic part, calibrated on the re-saves at 90."""
+    fit_res, cal_res = fitted.fit_residuals, fitted.cal_residuals
     n_real, n_fake, n_cal_real, n_cal_fake = (len(r) // len(JPEG_CHECKS) for r in (*fit_res, *cal_res))
     high = _bare_reading(fp, JPEG_STATISTIC)
     _calibrate_on_residuals(  # on the re-saves at 90, the first rows of each
@@ -360,41 +350,42 @@ def _fit_jpeg_reader(
     )
     qualities = [JPEG_RESAVES[name] for name in JPEG_CHECKS]
     return {
-        **_reading_record(reader, APPLIES_TO["jpeg"]),
+        **_reading_record(fitted.reading, APPLIES_TO["jpeg"]),
         "high_quality": {
             **_reading_record(high, f"JPEGs of estimated quality {HIGH_QUALITY} and up"),
             "calibrated_on": f"the calibration images re-saved at JPEG quality {JPEG_RESAVES[JPEG_CHECKS[0]]}",
         },
-        "template": _template_record(reader),
-        "fitted_on": {"qualities": qualities, **counts},
+        "template": _template_record(fitted.reading),
+        "fitted_on": {"qualities": qualities, **fitted.counts},
         "calibrated_on": f"{n_cal_real} real and {n_cal_fake} generated calibration images re-saved at "
         f"JPEG quality {', '.join(map(str, qualities))} (pooled)",
     }
 
 
-def _fit_upscaled_reader(
-    fp: Fingerprint,
-    fit_images: tuple[Sequence[LoadedImage], Sequence[LoadedImage]],
-    calibration: Calibration,
-    reference_real: Sequence[LoadedImage],
-    residuals: Callable[[Sequence[LoadedImage]], torch.Tensor],
-    config: TrainConfig,
-) -> dict:
+def _upscaled_reader_record(fitted: FittedReader) -> dict:
     """The card's upscaled reading: the JPEG reader's kind of template, fitted on half-size copies
     enlarged back (bicubic) of the fit images and the reference pool's photos, and calibrated among the
-    calibration images' copies. Enlarging interpolates an up-sampling generator's 8-pixel pattern
-    rather than erasing it, and the fingerprint fitted on clean images keeps much of its ranking (AUC 0.88
-    and 0.92 on the transfer pairs) but not its cut, which was set on clean photos (docs/RESULTS.md, "Robustness")."""
-    reader, counts, _, cal_res = _fit_reader(
-        fp, fit_images, calibration, reference_real, residuals, config, UPSCALED_CHECKS
-    )
+    calibration images' copies (``fitted``, from ``_fit_reader``). Enlarging interpolates an up-sampling
+    generator's 8-pixel pattern rather than erasing it, and the fingerprint fitted on clean images keeps
+    much of its ranking (AUC 0.88 and 0.92 on the transfer pairs) but not its cut, which was set on clean
+    photos (docs/RESULTS.md, "Robustness")."""
+    n_cal_real, n_cal_fake = (len(r) for r in fitted.cal_residuals)
     return {
-        **_reading_record(reader, APPLIES_TO["upscaled"]),
-        "template": _template_record(reader),
-        "fitted_on": {"copies": "half size, enlarged back (bicubic)", **counts},
-        "calibrated_on": f"{len(cal_res[0])} real and {len(cal_res[1])} generated calibration images, "
+        **_reading_record(fitted.reading, APPLIES_TO["upscaled"]),
+        "template": _template_record(fitted.reading),
+        "fitted_on": {"copies": "half size, enlarged back (bicubic)", **fitted.counts},
+        "calibrated_on": f"{n_cal_real} real and {n_cal_fake} generated calibration images, "
         "half size and enlarged back",
     }
+
+
+class FittedReader(NamedTuple):
+    """A template reading with what it was fitted and calibrated on (residuals degradation by degradation)."""
+
+    reading: Fingerprint
+    counts: dict
+    fit_residuals: tuple[torch.Tensor, torch.Tensor]
+    cal_residuals: tuple[torch.Tensor, torch.Tensor]
 
 
 def _fit_reader(
@@ -405,12 +396,12 @@ def _fit_reader(
     residuals: Callable[[Sequence[LoadedImage]], torch.Tensor],
     config: TrainConfig,
     degradations: Sequence[str],
-) -> tuple[Fingerprint, dict, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+) -> FittedReader:
     """A template reading (``periodic-rgb``) fitted on ``degradations`` of the fit images (at most
     JPEG_CHECK_IMAGES per class, the real side joined by ``reference_real``, both classes degraded
     alike so the degradation is never the tell) and calibrated on the calibration images degraded the
-    same ways, pooled. Returns the reading, the fit's counts and the residuals (degradation by
-    degradation, in the order given), so a caller can calibrate another statistic on them."""
+    same ways, pooled. The residuals come back too (degradation by degradation, in the order given), so
+    a caller can calibrate another statistic on them."""
     own_real = list(fit_images[0])[:JPEG_CHECK_IMAGES]
     real = own_real + [im for im in reference_real if min(im.pixels.shape[:2]) >= config.crop]
     fake = list(fit_images[1])[:JPEG_CHECK_IMAGES]
@@ -424,7 +415,7 @@ def _fit_reader(
     reader = _bare_reading(fp, READER_STATISTIC, tensor=tile_template(template, tuple(fp.tensor.shape)))
     _calibrate_on_residuals(reader, (fit_real, fit_fake), (res_cal_real, res_cal_fake), config)
     counts = {"n_real": len(own_real), "n_reference_real": len(real) - len(own_real), "n_generated": len(fake)}
-    return reader, counts, (fit_real, fit_fake), (res_cal_real, res_cal_fake)
+    return FittedReader(reader, counts, (fit_real, fit_fake), (res_cal_real, res_cal_fake))
 
 
 def _template_record(reader: Fingerprint) -> list:

@@ -14,7 +14,7 @@ hundred images). Its weights, mapped back to pixels, are a 3 x 8 x 8 template: t
 <template, periodic part> is the ``periodic-rgb`` statistic of a fingerprint that repeats it.
 
 The same discriminant fitted on half-size copies enlarged back is a card's upscaled reader
-(``api._fit_upscaled_reader``): resampling, like JPEG, leaves an attenuated periodic part.
+(``api._upscaled_reader_record``): resampling, like JPEG, leaves an attenuated periodic part.
 """
 
 from __future__ import annotations
