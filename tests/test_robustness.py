@@ -411,8 +411,9 @@ def test_phase_grid_is_phase_at_no_roll():
 
 
 def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
-    """The card's offset reading is the fit re-calibrated under ``phase``; with ``offsets`` an image
-    whose pattern sits off the grid takes whichever reading is surer, so nothing plain flags is lost."""
+    """The card's offset reading is the fit re-calibrated under ``phase``, its cut raised to share the
+    card's budget; with ``offsets`` an image whose pattern sits off the grid takes whichever reading is
+    surer, so nothing plain flags is lost, and on the photos the cut was set on nothing is added."""
     from dataclasses import replace
 
     from engine.api import detect, offset_reading_of, train_from_folders
@@ -428,13 +429,31 @@ def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
     phase = train_from_folders("o-phase", tiny_dataset["real"], tiny_dataset["fake"], phase_cfg, 8, store)
     assert phase["cached"]
     offset = offset_reading_of(fp)
-    assert offset.correlation == "phase" and offset.decision == pytest.approx(phase["fingerprint"].decision)
+    assert offset.correlation == "phase"
     assert (offset.mu_real, offset.mu_fake) == pytest.approx(
         (phase["fingerprint"].mu_real, phase["fingerprint"].mu_fake), abs=1e-6
     )
+    shared = offset.decision["shared_with_plain"]
+    as_fitted = phase["fingerprint"]  # its own cut: a quantile, or with too few photos the midpoint
+    own = as_fitted.threshold if as_fitted.threshold is not None else (as_fitted.mu_real + as_fitted.mu_fake) / 2
+    assert shared["own_threshold"] == pytest.approx(own, abs=1e-9)
+    assert offset.threshold >= shared["own_threshold"]  # raised toward the generated side, never lowered
+    assert shared["n_off_grid_unflagged"] > 0, "no reference photo sat off the grid: nothing was shared"
 
     fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
     real, _ = load_images(list_images(tiny_dataset["real"]), crop=None)
+    # on the photos the card's cut was set on (its calibration photos), offsets flag what plain flags
+    reference = [im for im in real if im.sha256 in set(fp.calibration_set["real"])]
+    assert len(reference) == fp.calibration_set["n_real"]
+    with_offsets, aligned_only = detect(fp, reference, store, offsets=True), detect(fp, reference, store)
+    assert [r["label"] for r in with_offsets] == [r["label"] for r in aligned_only]
+    own_cut = replace(
+        fp, offset_reading={**fp.offset_reading, "decision": {**offset.decision, "threshold": shared["own_threshold"]}}
+    )
+    assert sum(r["label"] == "generated" for r in detect(own_cut, reference, store, offsets=True)) >= sum(
+        r["label"] == "generated" for r in with_offsets
+    )
+
     images = perturb(fake, "shift1") + perturb(real, "shift1") + fake
     plain_rows = detect(fp, images, store)
     rows = detect(fp, images, store, offsets=True)
