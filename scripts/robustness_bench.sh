@@ -9,9 +9,10 @@
 #     reader, from 88 up with its periodic part, both calibrated among JPEG re-saves), four qualities
 #     (docs/results/robustness-jpeg-reading/ keeps the same run from before the JPEG reader, when a JPEG
 #     was read with periodic calibrated on uncompressed photos);
-#  5. shifted and offset crops read as dif detect --offsets reads them, beside plain and phase;
+#  5. shifted and offset crops read as dif detect reads them (offsets on: plain+offsets), beside plain at the
+#     grid (dif detect --no-offsets) and phase;
 #  6. half-size copies as dif detect now reads them (an image that looks upscaled gets the card's upscaled
-#     reader, a template fitted on half-size copies enlarged back), with the clean column beside them.
+#     reader, a template fitted on half-size copies enlarged back; offsets on), with the clean column beside them.
 # Usage: bash scripts/robustness_bench.sh [DATA_ROOT] [OUT_ROOT]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -34,7 +35,7 @@ mkdir -p "$OUT/robustness-jpeg-reader" && ln -sfn ../robustness/store "$OUT/robu
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
   --out "$OUT/robustness-jpeg-reader"
-# 5. --offsets: an off-grid image is also read with phase (the plain fits: cache hits, re-read)
+# 5. offsets: an off-grid image is also read with phase (the plain fits: cache hits, re-read)
 mkdir -p "$OUT/robustness-offsets" && ln -sfn ../robustness/store "$OUT/robustness-offsets/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain,phase,plain+offsets --perturb none,shift1,crop-random \
@@ -42,4 +43,4 @@ dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dream
 # 6. half-size copies as dif detect reads them: the upscaled reader (the plain fits: cache hits, re-read)
 mkdir -p "$OUT/robustness-upscaled" && ln -sfn ../robustness/store "$OUT/robustness-upscaled/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
-  --augment none --correlation plain --perturb none,scale0.5,resize --out "$OUT/robustness-upscaled"
+  --augment none --correlation plain+offsets --perturb none,scale0.5,resize --out "$OUT/robustness-upscaled"

@@ -381,8 +381,9 @@ def test_serve_command_is_loopback_and_xsrf_safe():
     assert (args.port, args.address, args.no_demo) == (8501, "127.0.0.1", True)
 
 
-def test_attribute_can_read_shifted_uploads_with_the_offset_reading(tiny):
-    """The checkbox reads the uploads as ``dif attribute --offsets`` does: the same verdicts and readings."""
+def test_attribute_reads_shifted_uploads_with_the_offset_reading_unless_unticked(tiny):
+    """By default the page reads the uploads as ``dif attribute`` does (offsets on): the same verdicts
+    and readings; unticked, as ``dif attribute --no-offsets`` does, with no offset reading anywhere."""
     from engine.data.images import load_image
     from engine.data.perturb import perturb
     from engine.lineage.attribution import attribute
@@ -392,15 +393,21 @@ def test_attribute_can_read_shifted_uploads_with_the_offset_reading(tiny):
     shifted = perturb([load_image(f, crop=None) for f in files], "shift1")
     uploads = [(f"s{i}.png", png_bytes(im.pixels), "image/png") for i, im in enumerate(shifted)]
     at = app_on("views/attribute.py")
-    at.checkbox(key="attr_offsets").check()
     at.file_uploader(key="attr_upload").set_value(uploads)
     at.run()
     no_errors(at)
-    [page_results] = at.session_state["attr_results"].values()
+    assert at.checkbox(key="attr_offsets").value is True
     store = Store(tiny["store"])
     fps = [store.load(n) for n in store.names()]
-    expected = attribute(shifted, fps, store, offsets=True)
-    assert [r.verdict for r in page_results] == [r.verdict for r in expected]
-    readings = [[e.get("reading") for e in r.ranking] for r in page_results]
-    assert readings == [[e.get("reading") for e in r.ranking] for r in expected]
-    assert any(x and "off the grid" in x for row in readings for x in row)  # the offset reading was used
+    for offsets in (True, False):
+        if not offsets:
+            at.checkbox(key="attr_offsets").uncheck()
+            at.run()
+            no_errors(at)
+        page_results = list(at.session_state["attr_results"].values())[-1]
+        expected = attribute(shifted, fps, store, offsets=offsets)
+        assert [r.verdict for r in page_results] == [r.verdict for r in expected]
+        readings = [[e.get("reading") for e in r.ranking] for r in page_results]
+        assert readings == [[e.get("reading") for e in r.ranking] for r in expected]
+        off_grid = any(x and "off the grid" in x for row in readings for x in row)
+        assert off_grid is offsets  # the offset reading was used exactly when it was asked for

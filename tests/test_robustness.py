@@ -60,12 +60,13 @@ def test_a_large_image_is_scored_on_its_tiles_and_its_rho_is_their_mean(tiny_dat
         np.concatenate([parts[2].pixels, parts[3].pixels], axis=1),
     )
     mosaic = np.concatenate([top, bottom], axis=0)
-    [row] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=4)
-    singles = detect(fp, parts, store)
+    # at the grid only: with offsets each tile's image could take the other reading, and a mean mixes two
+    [row] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=4, offsets=False)
+    singles = detect(fp, parts, store, offsets=False)
     assert sorted(map(tuple, row["tiles"])) == [(0, 0, 64, 64), (0, 64, 64, 64), (64, 0, 64, 64), (64, 64, 64, 64)]
     assert row["rho"] == pytest.approx(np.mean([r["rho"] for r in singles]), abs=1e-5)
     assert sorted(row["tile_rho"]) == pytest.approx(sorted(r["rho"] for r in singles), abs=1e-5)
-    [centre] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=1)
+    [centre] = detect(fp, [_loaded(mosaic, "mosaic.png")], store, max_tiles=1, offsets=False)
     assert centre["tiles"] == [[32, 32, 64, 64]] and "tile_rho" not in centre
     assert centre["rho"] != pytest.approx(row["rho"], abs=1e-4)
 
@@ -288,10 +289,10 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     q75, _ = load_images(list_images(_jpeg_folder(tmp_path / "q75", named, quality=75)), crop=None)
     q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
     assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
-    rows = detect(fp, q75 + q95 + fake[:2], store)
+    rows = detect(fp, q75 + q95 + fake[:2], store, offsets=False)  # the PNGs at the grid: plain
     # each reading alone reads every file its way: the reader with its template, the other the periodic part
     as_readings = detect(reader, q75, store) + detect(high, q95, store)
-    as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store)
+    as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store, offsets=False)
     assert [r["reading"] for r in rows[:8]] == ["periodic-rgb (JPEG quality 75)"] * 4 + [
         "periodic (JPEG quality 95)"
     ] * 4
@@ -412,7 +413,7 @@ def test_phase_grid_is_phase_at_no_roll():
 
 def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
     """The card's offset reading is the fit re-calibrated under ``phase``, its cut raised to share the
-    card's budget; with ``offsets`` an image whose pattern sits off the grid takes whichever reading is
+    card's budget; by default an image whose pattern sits off the grid takes whichever reading is
     surer, so nothing plain flags is lost, and on the photos the cut was set on nothing is added."""
     from dataclasses import replace
 
@@ -445,20 +446,20 @@ def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
     # on the photos the card's cut was set on (its calibration photos), offsets flag what plain flags
     reference = [im for im in real if im.sha256 in set(fp.calibration_set["real"])]
     assert len(reference) == fp.calibration_set["n_real"]
-    with_offsets, aligned_only = detect(fp, reference, store, offsets=True), detect(fp, reference, store)
+    with_offsets, aligned_only = detect(fp, reference, store), detect(fp, reference, store, offsets=False)
     assert [r["label"] for r in with_offsets] == [r["label"] for r in aligned_only]
     own_cut = replace(
         fp, offset_reading={**fp.offset_reading, "decision": {**offset.decision, "threshold": shared["own_threshold"]}}
     )
-    assert sum(r["label"] == "generated" for r in detect(own_cut, reference, store, offsets=True)) >= sum(
+    assert sum(r["label"] == "generated" for r in detect(own_cut, reference, store)) >= sum(
         r["label"] == "generated" for r in with_offsets
     )
 
     images = perturb(fake, "shift1") + perturb(real, "shift1") + fake
-    plain_rows = detect(fp, images, store)
-    rows = detect(fp, images, store, offsets=True)
+    plain_rows = detect(fp, images, store, offsets=False)
+    rows = detect(fp, images, store)
     as_phase = detect(phase["fingerprint"], images, store)
-    assert all("reading" not in r for r in plain_rows)  # without offsets: the plain reading, as before
+    assert all("reading" not in r for r in plain_rows)  # --no-offsets: the plain reading, as before
     switched = [i for i, r in enumerate(rows) if "reading" in r]
     assert switched, "no image was read with the offset reading: this test would test nothing"
     for i, (row, plain_row) in enumerate(zip(rows, plain_rows)):
@@ -472,12 +473,12 @@ def test_offsets_read_an_off_grid_image_also_with_phase(tiny_dataset, store):
     # attribution reads the same way: the same reading and score per image
     from engine.lineage.attribution import attribute
 
-    for result, row in zip(attribute(images, [fp], store, offsets=True), rows):
+    for result, row in zip(attribute(images, [fp], store), rows):
         [entry] = [e for e in result.ranking if e["model"] == "o"]
         assert entry.get("reading") == row.get("reading") and entry["score"] == pytest.approx(row["score"], abs=1e-9)
     broken = replace(fp, offset_reading={**fp.offset_reading, "statistic": "nope"})
     with pytest.raises(ConfigError, match="'o': its card's offset_reading is malformed"):
-        detect(broken, images[:1], store, offsets=True)
+        detect(broken, images[:1], store)
 
 
 # ---------------------------------------------------------------- format bias
@@ -649,7 +650,7 @@ def test_bench_prints_the_robustness_matrix_from_dif_detect_on_degraded_copies(t
     verdicts = detect(fp, perturb(real, "jpeg75") + perturb(fake, "jpeg75"), store)
     flagged = np.mean([v["label"] == "generated" for v in verdicts[len(real) :]])
     assert row["flagged"] == pytest.approx(flagged)
-    # plain+offsets: the plain fit, read as dif detect --offsets reads the shifted copies
+    # plain+offsets: the plain fit, read as dif detect reads the shifted copies (offsets on)
     row = next(
         r
         for r in result["rows"]
@@ -713,7 +714,7 @@ def test_an_upscaled_image_is_read_with_the_cards_upscaled_reading(tiny_dataset,
            for i, im in enumerate(fake[:12])]  # fmt: skip
     enlarged = [looks_upscaled(im.pixels) for im in big]
     assert 2 <= sum(enlarged) < len(big) and not any(looks_upscaled(im.pixels) for im in fake[:12])
-    rows = detect(fp, big + fake[:12], store, max_tiles=1)  # the centre crop, as rho_for reads it
+    rows = detect(fp, big + fake[:12], store, max_tiles=1, offsets=False)  # the centre crop, as rho_for reads it
     rho = rho_for([fp, reader], big, store)
     plain_score, reader_score = scores_and_decisions(fp, rho[:, 0])[0], scores_and_decisions(reader, rho[:, 1])[0]
     by_reader = [e and r > p for e, r, p in zip(enlarged, reader_score, plain_score)]

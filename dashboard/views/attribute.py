@@ -29,7 +29,7 @@ DETAIL_ALL = 3  # up to this many images every detail is shown; beyond, one at a
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "zip"]
 
 
-def attributions(images, names: list[str], raw: dict[str, bytes], offsets: bool = False):
+def attributions(images, names: list[str], raw: dict[str, bytes], offsets: bool = True):
     """Attribution per image, computed once per (images, models, reading) in this session."""
     fps = load_models(names)
     key = (tuple(im.sha256 for im in images), tuple((fp.name, fp.train_key) for fp in fps), offsets)
@@ -153,7 +153,7 @@ def summary(verdicts: list[Verdict], results, fps, provs) -> None:
     )
 
 
-def attribute_batch(batch, chosen: list[str], offsets: bool = False) -> None:
+def attribute_batch(batch, chosen: list[str], offsets: bool = True) -> None:
     results, fps = attributions(batch.images, chosen, batch.data, offsets)
     by_name = {fp.name: fp for fp in fps}
     provs = [provenance_of(im, batch.data.get(im.source)) for im in batch.images]
@@ -188,11 +188,12 @@ with guarded("models"):
 uploads = st.file_uploader("Suspect images (or a zip)", type=IMAGE_TYPES, accept_multiple_files=True, key="attr_upload")
 chosen = st.multiselect("Compare against", names, default=names, key="attr_models") if names else []
 offsets = st.checkbox(
-    "The images may be shifted or cropped at an offset",
+    "Read shifted and offset crops too",
+    value=True,
     key="attr_offsets",
     help="Also read an image whose 8-pixel pattern sits off the grid with each model's offset reading (phase), as "
-    "dif attribute --offsets does: finds more shifted copies, but flags more real photos and other generators' "
-    "images (docs/RESULTS.md, Robustness).",
+    "dif attribute does by default (--no-offsets turns it off). Its cut shares the model's false-positive budget; "
+    "off, a copy shifted by one pixel reads as chance (docs/RESULTS.md, Robustness).",
 )
 samples = st.session_state.get(SAMPLES_KEY) if not uploads else None
 if samples:

@@ -57,7 +57,7 @@ class TransferConfig:
     pool_dir: str | None = None
     # the robustness matrix: training variants (augmentation policies), statistics, test-time degradations
     augments: tuple[str, ...] = ()  # default: the train settings' augment
-    statistics: tuple[str, ...] = ()  # default: the train settings' correlation; OFFSETS: plain read with --offsets
+    statistics: tuple[str, ...] = ()  # default: as dif detect reads the fit (plain: OFFSETS); plain: at the grid only
     perturbations: tuple[str, ...] = ("none",)
 
 
@@ -129,7 +129,8 @@ def run_transfer(
     on_step = (lambda p: step_progress(p.step, p.total)) if step_progress else None
     base = TrainConfig(**cfg.train)
     augments = list(cfg.augments) or [base.augment]
-    stats = list(cfg.statistics) or [base.correlation]
+    # by default a plain fit is read as dif detect reads it: with offsets
+    stats = list(cfg.statistics) or [OFFSETS if base.correlation == "plain" else base.correlation]
     variants = [(a, st) for a in augments for st in stats]
     default_variant = (base.augment, base.correlation)
     degraded: dict[tuple, list] = {}
@@ -153,7 +154,8 @@ def run_transfer(
                     config = TrainConfig(
                         **{**cfg.train, "method": method, "seed": seed, "augment": augment, "correlation": correlation}
                     )
-                    tag = "" if (augment, statistic) == default_variant else f"{augment}-{statistic}"
+                    label = statistic if cfg.statistics else correlation  # model names stay as they were
+                    tag = "" if (augment, label) == default_variant else f"{augment}-{label}"
                     say(
                         f"fit {done}/{total}: {train_set} {method} {augment} {statistic} seed {seed} "
                         f"({cfg.train_size} + {cfg.train_size})"

@@ -214,7 +214,8 @@ def register(sub, add_common) -> None:
     p.add_argument(
         "--correlation",
         help=f"comma-separated detection statistics to evaluate: {','.join(CORRELATIONS)}, or {OFFSETS} "
-        "(the plain fit read as dif detect --offsets reads it) (default: dif train's)",
+        "(the plain fit read as dif detect reads it; plain alone reads at the crop's grid only, as dif detect "
+        f"--no-offsets) (default: {OFFSETS} for a plain fit)",
     )
     p.add_argument(
         "--augment",

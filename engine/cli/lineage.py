@@ -6,6 +6,7 @@ Registered by :mod:`engine.cli.main`; each command returns an exit code and rais
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -275,7 +276,7 @@ def register(sub, add_common: Callable) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--models", nargs="+", help="only these models (default: all stored)")
     p.add_argument("--top", type=int, default=5, help="ranking rows to print per image")
-    p.add_argument("--offsets", action="store_true", help=OFFSETS_HELP)
+    p.add_argument("--offsets", action=argparse.BooleanOptionalAction, default=True, help=OFFSETS_HELP)
     p.add_argument(
         "--report",
         metavar="FILE",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -361,7 +362,7 @@ def register(sub, add_common: Callable) -> None:
         metavar="N",
         help="score an image larger than two crops on up to N tiles and average them (1: the centre crop only)",
     )
-    p.add_argument("--offsets", action="store_true", help=OFFSETS_HELP)
+    p.add_argument("--offsets", action=argparse.BooleanOptionalAction, default=True, help=OFFSETS_HELP)
     p.add_argument("--strict", action="store_true")
     add_common(p)
     p.set_defaults(func=cmd_detect)

@@ -62,12 +62,12 @@ def attribute(
     device: torch.device | None = None,
     data: Sequence[bytes | None] | None = None,
     max_tiles: int = DEFAULT_MAX_TILES,
-    offsets: bool = False,
+    offsets: bool = True,
 ) -> list[Attribution]:
     """Rank ``fingerprints`` for each image; verdict = best-scoring model that claims it, else "unknown".
 
     ``data`` optionally gives each image's raw file bytes (for the JPEG check when the source is not a path).
-    ``offsets``: an image whose pattern sits off the grid is also read with each model's offset reading.
+    ``offsets`` (default on): an image whose pattern sits off the grid is also read with each model's offset reading.
     """
     from engine.api import jpeg_rates_for, jpeg_rates_phrase, reading_kind, reads_as_upscaled, tiled_rho, with_readings
     from engine.method.calibration import from_card

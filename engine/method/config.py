@@ -12,7 +12,7 @@ from engine.residuals.registry import DEFAULT_EXTRACTOR
 
 METHODS = ("dif", "marra18", "joslin20")
 CORRELATIONS = ("plain", "periodic", "periodic-rgb", "phase", "shift-max")
-OFFSETS = "plain+offsets"  # a bench statistic: the plain fit read as `dif detect --offsets` reads it
+OFFSETS = "plain+offsets"  # a bench statistic: the plain fit read as `dif detect` reads it (offsets on)
 DECISIONS = ("real-fpr", "closer-mean")
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.api import crop_images, measure_jpeg_rates, metrics_from_rho, rho_for, train_fingerprint
+from engine.api import crop_images, evaluate, measure_jpeg_rates, metrics_from_rho, rho_for, train_fingerprint
 from engine.data.images import LoadedImage
 from engine.errors import DifError
 from engine.method.calibration import from_card
@@ -220,6 +220,8 @@ def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
     cal = from_card(fp.calibration)
     if cal is not None and len(rho_r) and len(rho_f):
         metrics.update(cal.held_out_rates(rho_r, rho_f))
+    metrics["accuracy_plain_reading"] = metrics["accuracy"]
+    metrics.update(evaluate(fp, plan.test_real, plan.test_fake, store))  # as dif detect reads them
     fp.test_metrics = metrics
     fp.test_files = {"real": list(_src(plan.test_real)), "fake": list(_src(plan.test_fake))}
     store.save(fp)
