@@ -82,6 +82,34 @@ def test_detect_json_and_csv(trained, tiny_dataset, capsys):
     assert code == 0 and len(table) == len(list(tiny_dataset["real"].iterdir()))
 
 
+def test_detect_reads_shifted_images_with_offsets_unless_told_not_to(trained, tiny_dataset, tmp_path, capsys):
+    """By default ``dif detect`` reads as ``api.detect`` does (offsets on: some shifted copy takes the
+    offset reading); ``--no-offsets`` reads every image at the grid, as ``detect(offsets=False)``."""
+    from PIL import Image
+
+    from engine.api import detect
+    from engine.data.images import list_images, load_images
+    from engine.data.perturb import perturb
+    from engine.storage.store import Store
+
+    cache, _ = trained
+    fake, _ = load_images(list_images(tiny_dataset["fake"]), crop=None)
+    folder = tmp_path / "shifted"
+    folder.mkdir()
+    for i, im in enumerate(perturb(fake, "shift1")):
+        Image.fromarray(im.pixels).save(folder / f"s{i:02d}.png")
+    store = Store(cache)
+    fp = store.load("tiny-dif")
+    shifted, _ = load_images(list_images(folder), crop=None)
+    for flag, offsets in (([], True), (["--no-offsets"], False)):
+        code, out, _ = run(capsys, "detect", "--name", "tiny-dif", str(folder), "--json", "--cache", str(cache), *flag)
+        rows = json.loads(out)["results"]
+        expected = detect(fp, shifted, store, offsets=offsets)
+        assert code == 0 and [r.get("reading") for r in rows] == [r.get("reading") for r in expected]
+        assert [r["label"] for r in rows] == [r["label"] for r in expected]
+        assert any("off the grid" in (r.get("reading") or "") for r in rows) is offsets
+
+
 def test_detect_reports_bad_files_and_keeps_going(trained, tiny_dataset, tmp_path, capsys):
     cache, _ = trained
     bad = tmp_path / "broken.png"
