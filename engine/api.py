@@ -1065,10 +1065,7 @@ def finish_training(
             fp.test_metrics, fp.test_files = {}, {}
     else:
         real_test, fake_test, test_files = held_out
-        rho = rho_for([fp], list(real_test) + list(fake_test), store, device)[:, 0]
-        metrics = _test_metrics(fp, rho[: len(real_test)], rho[len(real_test) :], reference_pool, store, device)
-        metrics["accuracy_plain_reading"] = metrics["accuracy"]
-        metrics.update(evaluate(fp, real_test, fake_test, store, device))  # as dif detect reads them
+        metrics = held_out_metrics(fp, real_test, fake_test, reference_pool, store, device)
         fp.test_metrics, fp.test_files = metrics, test_files
         measure_jpeg_rates(fp, calibration, store, device)
     if store is not None and (held_out is not None or reference_pool is not None or calibration is not None):
@@ -1146,15 +1143,20 @@ def jpeg_rates_phrase(rates: dict) -> str:
     )
 
 
-def _test_metrics(
+def held_out_metrics(
     fp: Fingerprint,
-    rho_r: np.ndarray,
-    rho_f: np.ndarray,
+    real: Sequence[LoadedImage],
+    fake: Sequence[LoadedImage],
     reference_pool: ReferencePool | None,
     store: Store | None,
-    device: torch.device | None,
+    device: torch.device | None = None,
 ) -> dict:
-    """Held-out metrics with mu_real from the pool, beside those mu_real from the training photos gave."""
+    """Held-out metrics as ``dif detect`` reads the images (``evaluate``), with mu_real from the pool
+    (``reference_pool``, re-fitted here), beside what the plain reading gave (``accuracy_plain_reading``),
+    what mu_real from the training photos gave, and the calibration band's rates. One sequence for
+    ``dif train``, the dashboard and the study runner, so their cards agree."""
+    rho = rho_for([fp], list(real) + list(fake), store, device)[:, 0]
+    rho_r, rho_f = rho[: len(real)], rho[len(real) :]
     before = metrics_from_rho(fp, rho_r, rho_f) if reference_pool is not None else None
     if reference_pool is not None:
         calibrate_on_pool(fp, reference_pool, store, device)
@@ -1166,6 +1168,8 @@ def _test_metrics(
     cal = from_card(fp.calibration)
     if cal is not None and len(rho_r) and len(rho_f):
         metrics.update(cal.held_out_rates(rho_r, rho_f))
+    metrics["accuracy_plain_reading"] = metrics["accuracy"]
+    metrics.update(evaluate(fp, real, fake, store, device))
     return metrics
 
 

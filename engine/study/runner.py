@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.api import crop_images, evaluate, measure_jpeg_rates, metrics_from_rho, rho_for, train_fingerprint
+from engine.api import crop_images, held_out_metrics, measure_jpeg_rates, train_fingerprint
 from engine.data.images import LoadedImage
 from engine.errors import DifError
-from engine.method.calibration import from_card
 from engine.residuals.compute import residual_key
 from engine.residuals.registry import get_extractor
 from engine.storage.fingerprint import Fingerprint, parse_fingerprint
@@ -214,14 +213,7 @@ def _src(images: list[LoadedImage]) -> tuple[str, ...]:
 def _finish(fp: Fingerprint, plan: Plan, store: Store) -> None:
     """The held-out metrics and JPEG rates ``dif train`` records (test halves only), then the save."""
     measure_jpeg_rates(fp, plan.calibration, store)
-    rho = rho_for([fp], plan.test_real + plan.test_fake, store)[:, 0]
-    rho_r, rho_f = rho[: len(plan.test_real)], rho[len(plan.test_real) :]
-    metrics = metrics_from_rho(fp, rho_r, rho_f)
-    cal = from_card(fp.calibration)
-    if cal is not None and len(rho_r) and len(rho_f):
-        metrics.update(cal.held_out_rates(rho_r, rho_f))
-    metrics["accuracy_plain_reading"] = metrics["accuracy"]
-    metrics.update(evaluate(fp, plan.test_real, plan.test_fake, store))  # as dif detect reads them
+    metrics = held_out_metrics(fp, plan.test_real, plan.test_fake, None, store)
     fp.test_metrics = metrics
     fp.test_files = {"real": list(_src(plan.test_real)), "fake": list(_src(plan.test_fake))}
     store.save(fp)
