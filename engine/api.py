@@ -26,7 +26,8 @@ from engine.method.calibration import calibrate, from_card, pool_calibration
 from engine.method.config import CORRELATIONS, TrainConfig
 from engine.method.detect import correlate, decide, scores_and_decisions
 from engine.method.dif import ProgressFn
-from engine.method.jpeg_reader import fit_template, periodic_features, tile_template
+from engine.method.jpeg_coefficients import N_COEFFICIENTS, sign_leans
+from engine.method.jpeg_reader import fit_reader, periodic_features, tile_template
 from engine.method.metrics import detection_metrics
 from engine.method.registry import fit, get_method, leave_one_out_rho
 from engine.provenance.watermark import MISSING, decoder_available
@@ -358,14 +359,15 @@ def share_offset_budget(offset: Fingerprint, fp: Fingerprint, rho: np.ndarray, r
 def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[str]:
     """The extra readings a ``plain`` card should have and lacks (a card read another way reads
     everything that way): ``jpeg`` unless it was fitted mostly on JPEGs (it then reads them as it is),
-    also when a card with calibration images still has an earlier JPEG reading (no reader and high-quality pair);
+    also when a card with calibration images still has an earlier JPEG reading (before the reader read the
+    coefficients' sign leans);
     ``offset``, also when its cut predates the shared budget (``share_offset_budget``); and ``upscaled`` on a
     card with calibration images."""
     if fp.correlation != "plain":
         return set()
     mostly_jpeg = sum(im.is_jpeg for im in training) * 2 > len(training)
     held_out = fp.calibration_set.get("source") == "held out of fitting"
-    earlier = bool(fp.jpeg_reading) and "high_quality" not in fp.jpeg_reading and held_out
+    earlier = bool(fp.jpeg_reading) and "coefficient_weights" not in fp.jpeg_reading and held_out
     offset = fp.offset_reading.get("decision", {}) if fp.offset_reading else {}
     unshared = "shared_with_plain" not in offset
     return (
@@ -399,6 +401,7 @@ def _jpeg_reader_record(fp: Fingerprint, fitted: FittedReader, config: TrainConf
             "calibrated_on": f"the calibration images re-saved at JPEG quality {JPEG_RESAVES[JPEG_CHECKS[0]]}",
         },
         "template": _template_record(fitted.reading),
+        "coefficient_weights": [float(f"{w:.7g}") for w in fitted.reading.coefficient_weights],
         "fitted_on": {"qualities": qualities, **fitted.counts},
         "calibrated_on": f"{n_cal_real} real and {n_cal_fake} generated calibration images re-saved at "
         f"JPEG quality {', '.join(map(str, qualities))} (pooled)",
@@ -454,9 +457,20 @@ def _fit_reader(
         return torch.cat([residuals(perturb(images, name)) for name in degradations])
 
     fit_real, fit_fake, res_cal_real, res_cal_fake = (degraded(images) for images in (real, fake, cal_real, cal_fake))
-    template = fit_template(periodic_features(fit_real), periodic_features(fit_fake))
-    reader = _bare_reading(fp, READER_STATISTIC, tensor=tile_template(template, tuple(fp.tensor.shape)))
-    _calibrate_on_residuals(reader, (fit_real, fit_fake), (res_cal_real, res_cal_fake), config)
+    leans = None
+    if all(name in JPEG_RESAVES for name in degradations):  # JPEG copies: their coefficients' sign leans too
+        leans = [
+            sign_leans([im for name in degradations for im in perturb(images, name)])
+            for images in (real, fake, cal_real, cal_fake)
+        ]
+    template, weights = fit_reader(
+        periodic_features(fit_real), periodic_features(fit_fake), *(leans[:2] if leans else (None, None))
+    )
+    reader = _bare_reading(
+        fp, READER_STATISTIC, tensor=tile_template(template, tuple(fp.tensor.shape)), coefficient_weights=weights
+    )
+    terms = None if leans is None else (np.concatenate(leans[:2]) @ weights, np.concatenate(leans[2:]) @ weights)
+    _calibrate_on_residuals(reader, (fit_real, fit_fake), (res_cal_real, res_cal_fake), config, terms)
     counts = {"n_real": len(own_real), "n_reference_real": len(real) - len(own_real), "n_generated": len(fake)}
     return FittedReader(reader, counts, (fit_real, fit_fake), (res_cal_real, res_cal_fake))
 
@@ -483,13 +497,16 @@ def _calibrate_on_residuals(
     fit_residuals: tuple[torch.Tensor, torch.Tensor],
     cal_residuals: tuple[torch.Tensor, torch.Tensor] | None,
     config: TrainConfig,
+    terms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """``_calibrate`` once the residuals are in hand: under ``fp``'s own statistic."""
+    """``_calibrate`` once the residuals are in hand: under ``fp``'s own statistic. ``terms``: what a
+    JPEG reader's coefficient weights add to each fit and calibration image's rho (``coefficient_terms``)."""
     res_real, res_fake = fit_residuals
-    rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0]
+    fit_terms, cal_terms = terms if terms is not None else (0.0, 0.0)
+    rho_fit = correlate([fp], torch.cat([res_real, res_fake]))[:, 0] + fit_terms
     fit_real, fit_fake = rho_fit[: len(res_real)], rho_fit[len(res_real) :]
     if cal_residuals is not None:
-        rho_cal = correlate([fp], torch.cat(cal_residuals))[:, 0]
+        rho_cal = correlate([fp], torch.cat(cal_residuals))[:, 0] + cal_terms
         cal_r, cal_f = rho_cal[: len(cal_residuals[0])], rho_cal[len(cal_residuals[0]) :]
     elif not get_method(config.method).learned and len(res_fake) > 1:
         # a mean fingerprint contains each training image: score each one against the mean of the others
@@ -579,6 +596,11 @@ def _reading_from_record(fp: Fingerprint, record: object, kind: str) -> Fingerpr
         if statistic not in CORRELATIONS or not (math.isfinite(mu_real) and math.isfinite(mu_fake)):
             raise ValueError(statistic)
         tensor = fp.tensor if "template" not in record else _template_tensor(record["template"], fp.tensor.shape)
+        weights = None
+        if "coefficient_weights" in record:
+            weights = np.asarray(record["coefficient_weights"], dtype=np.float64)
+            if weights.shape != (N_COEFFICIENTS,) or not np.isfinite(weights).all():
+                raise ValueError("coefficient_weights")
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"model {fp.name!r}: its card's {kind}_reading is malformed") from None
     return _bare_reading(
@@ -590,6 +612,7 @@ def _reading_from_record(fp: Fingerprint, record: object, kind: str) -> Fingerpr
         calibration=calibration,
         decision=decision,
         train_rho_fake=rho_fake,
+        coefficient_weights=weights,
     )
 
 
@@ -796,6 +819,18 @@ def rho_for(
     return tiled_rho(fingerprints, images, store, device, pad, progress, max_tiles)[0]
 
 
+def coefficient_terms(readings: Sequence[Fingerprint], images: Sequence[LoadedImage]) -> np.ndarray:
+    """N x M: what each JPEG reader's coefficient weights add to its rho on each JPEG image (zero elsewhere):
+    the sign leans of the file's own quantised coefficients (``engine/method/jpeg_coefficients.py``)."""
+    out = np.zeros((len(images), len(readings)))
+    cols = [j for j, reading in enumerate(readings) if reading.coefficient_weights is not None]
+    rows = [i for i, im in enumerate(images) if im.is_jpeg]
+    if cols and rows:
+        weights = np.stack([readings[j].coefficient_weights for j in cols], axis=1)
+        out[np.ix_(rows, cols)] = sign_leans([images[i] for i in rows]) @ weights
+    return out
+
+
 def tiled_rho(
     fingerprints: Sequence[Fingerprint],
     images: Sequence[LoadedImage],
@@ -816,7 +851,8 @@ def tiled_rho(
     for (extractor, crop, border), idx in groups.items():
         tiles, owners, boxes = tiles_of(images, crop, max_tiles, pad)
         res = residuals_of(tiles, extractor, crop, border, store, device, pad, progress)
-        per_tile = correlate([fingerprints[j] for j in idx], res)
+        these = [fingerprints[j] for j in idx]
+        per_tile = correlate(these, res) + coefficient_terms(these, tiles)
         owner = np.asarray(owners)
         for i in range(len(images)):
             out[i, idx] = per_tile[owner == i].mean(axis=0)

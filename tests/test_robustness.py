@@ -188,21 +188,28 @@ def test_a_trained_fingerprint_has_its_generated_side_positive_and_switches_stat
     assert store.load("d").correlation == "plain" and store.load("d-phase").correlation == "phase"
 
 
-def _recomputed_template(fp, listed, degradations: tuple[str, ...], store) -> np.ndarray:
+def _recomputed_template(fp, listed, degradations: tuple[str, ...], store, leans: bool = False):
     """The reader template a card should hold: Fisher's discriminant of its fit images' degraded copies
-    (``listed`` turns the card's file hashes into images), recomputed here from the card's own lists."""
+    (``listed`` turns the card's file hashes into images), recomputed here from the card's own lists.
+    With ``leans`` (JPEG copies), the discriminant also reads their coefficient sign leans, and its
+    weights on them come back too."""
     from engine.api import residuals_of
     from engine.data.perturb import perturb
-    from engine.method.jpeg_reader import fit_template, periodic_features
+    from engine.method.jpeg_coefficients import sign_leans
+    from engine.method.jpeg_reader import fit_reader, periodic_features
 
     def copies(images: list) -> torch.Tensor:
         residuals = [residuals_of(perturb(images, q), fp.extractor, fp.crop, fp.border, store) for q in degradations]
         return torch.cat(residuals)
 
-    return fit_template(
-        periodic_features(copies(listed(fp.train_files["real"]))),
-        periodic_features(copies(listed(fp.train_files["fake"]))),
+    def leaned(images: list) -> np.ndarray | None:
+        return sign_leans([im for q in degradations for im in perturb(images, q)]) if leans else None
+
+    real, fake = listed(fp.train_files["real"]), listed(fp.train_files["fake"])
+    template, weights = fit_reader(
+        periodic_features(copies(real)), periodic_features(copies(fake)), leaned(real), leaned(fake)
     )
+    return (template, weights) if leans else template
 
 
 def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store):
@@ -242,8 +249,10 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
         return [by_hash[h] for h in shas][:JPEG_CHECK_IMAGES]
 
     # the template is the discriminant of the fit images' re-saves, recomputed from the card's own file lists
-    template = _recomputed_template(fp, listed, JPEG_CHECKS, store)
+    template, weights = _recomputed_template(fp, listed, JPEG_CHECKS, store, leans=True)
     assert np.asarray(record["template"]) == pytest.approx(template, abs=1e-5)
+    assert len(record["coefficient_weights"]) == 63  # and its weights on the JPEGs' coefficient sign leans
+    assert np.asarray(record["coefficient_weights"]) == pytest.approx(weights, rel=1e-5, abs=1e-9)
     # and its means are its correlations with the calibration images re-saved the three ways, pooled
     reader = jpeg_reading_of(fp)
     high = jpeg_reading_of(fp, 95)  # from HIGH_QUALITY up: the fingerprint's periodic part, calibrated at 90
@@ -265,7 +274,7 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     assert roc_auc_score(np.r_[np.zeros(len(held_real)), np.ones(len(held_fake))], rho) > 0.9
 
     # a card with the earlier JPEG reading (no template) gains the reader on its next cache hit, without a refit
-    reader_only = ("template", "high_quality", "fitted_on", "calibrated_on")
+    reader_only = ("template", "coefficient_weights", "high_quality", "fitted_on", "calibrated_on")
     earlier = {**{k: v for k, v in record.items() if k not in reader_only}, "statistic": "periodic"}
     store.save(replace(store.load("j"), jpeg_reading=earlier))
     again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
@@ -315,6 +324,9 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     for template in ([[1.0]], np.full((3, 8, 8), np.nan).tolist(), np.zeros((3, 8, 8)).tolist()):
         with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
             detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "template": template}), q75, store)
+    for weights in ([1.0] * 62, [float("nan")] * 63, "x"):
+        with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
+            detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "coefficient_weights": weights}), q75, store)
     with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):  # read from quality 88 up
         detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "high_quality": {"statistic": "periodic"}}), q95, store)
 

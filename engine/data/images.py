@@ -52,6 +52,7 @@ class LoadedImage:
     format: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     jpeg_quality: float | None = None  # estimated from the file's tables (or the re-save that made this copy)
+    jpeg_grid: tuple[int, int] = (0, 0)  # where the file's 8 x 8 JPEG blocks start in ``pixels`` (rows, columns)
 
     @property
     def is_jpeg(self) -> bool:
@@ -220,7 +221,10 @@ def load_image(
     display = name or display
     arr, info = decode_image(data, display, max_pixels)
     notes = list(info["notes"])
+    grid = (0, 0)
     if crop is not None:
+        top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
+        grid = (-top % 8, -left % 8) if min(top, left) >= 0 else grid  # the file's blocks, seen from the crop
         arr = center_crop(arr, crop, pad=pad, name=display, notes=notes)
     return LoadedImage(
         pixels=arr,
@@ -230,6 +234,7 @@ def load_image(
         original_mode=info["mode"],
         format=info["format"],
         jpeg_quality=info["jpeg_quality"],
+        jpeg_grid=grid,
         notes=tuple(notes),
     )
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 
-# IJG / JPEG Annex K luminance table at quality 50; only its sum is used, so the order does not matter.
+import numpy as np
+
+# IJG / JPEG Annex K luminance table at quality 50, in natural (row-major) order, as Pillow reports it.
 # fmt: off
-_STD_LUMA = (
+STD_LUMA = (
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
@@ -24,9 +26,16 @@ def quality_from_tables(tables: dict | None) -> float | None:
     luma = (tables or {}).get(0)
     if not luma or len(luma) != 64:
         return None
-    scale = 100.0 * sum(luma) / sum(_STD_LUMA)  # IJG: table = std * scale / 100
+    scale = 100.0 * sum(luma) / sum(STD_LUMA)  # IJG: table = std * scale / 100
     quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
     return float(min(100.0, max(1.0, quality)))
+
+
+def luma_table(quality: float) -> np.ndarray:
+    """The 8 x 8 luminance quantisation steps (row-major) an IJG encoder such as Pillow's uses at ``quality``."""
+    q = min(100.0, max(1.0, float(quality)))
+    scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+    return np.clip(np.floor((np.asarray(STD_LUMA, dtype=np.float64) * scale + 50.0) / 100.0), 1.0, 255.0)
 
 
 def jpeg_quality(data: bytes) -> float | None:

@@ -102,6 +102,6 @@ def perturb(images: list[LoadedImage], name: str) -> list[LoadedImage]:
     out = []
     for im in images:
         pixels = fn(im.pixels)
-        changes = {"jpeg_quality": float(JPEG_RESAVES[name])} if name in JPEG_RESAVES else {}
+        changes = {"jpeg_quality": float(JPEG_RESAVES[name]), "jpeg_grid": (0, 0)} if name in JPEG_RESAVES else {}
         out.append(derived(im, pixels, name.encode(), f"perturbed: {name}", **changes))
     return out

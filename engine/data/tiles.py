@@ -63,14 +63,20 @@ def tiles_of(
         centre = centre_box(h, w, crop)
         for box in these:
             top, left, bh, bw = box
+            grid = ((im.jpeg_grid[0] - top) % GRID, (im.jpeg_grid[1] - left) % GRID)  # the JPEG blocks, from the tile
             if box == centre:
                 notes = list(im.notes)
                 pixels = center_crop(im.pixels, crop, pad=pad, name=im.source, notes=notes)
-                tiles.append(replace(im, pixels=pixels, notes=tuple(notes)))
+                tiles.append(replace(im, pixels=pixels, notes=tuple(notes), jpeg_grid=grid))
             else:
                 pixels = im.pixels[top : top + bh, left : left + bw].copy()
                 tiles.append(
-                    replace(im, pixels=pixels, sha256=content_hash(f"{im.sha256}|tile|{top},{left},{bh}".encode()))
+                    replace(
+                        im,
+                        pixels=pixels,
+                        sha256=content_hash(f"{im.sha256}|tile|{top},{left},{bh}".encode()),
+                        jpeg_grid=grid,
+                    )
                 )
             owners.append(i)
         boxes.append(these)

@@ -110,6 +110,9 @@ class Fingerprint:
     # the images mu_real / mu_fake / the band come from: never those the fingerprint was fitted to
     calibration_set: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    # a JPEG reading's weights on a JPEG's coefficient sign leans (engine/method/jpeg_coefficients.py),
+    # added to its rho; kept on the card inside ``jpeg_reading``, never as a field of its own
+    coefficient_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
     version: str = __version__
 
     @property
