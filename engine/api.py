@@ -42,11 +42,13 @@ ALGORITHM_VERSION = "dif-lineage-train-3"  # 3: fingerprint sign fixed (generate
 ResidualProgress = Callable[[int, int], None]
 
 
-# How a JPEG suspect is read. ``periodic`` (the fit's luma periodic part) beat plain on JPEG copies of the
-# transfer pairs at every quality measured (JPEG-95: 0.915 / 0.896 against 0.881 / 0.733); it reads JPEGs
-# of quality HIGH_QUALITY and up, and every JPEG for a card with no calibration images (no reader then).
-# Below HIGH_QUALITY the JPEG reader's template reads them (AUC at JPEG-75 0.907 / 0.808 against 0.853 /
-# 0.773 for periodic; docs/RESULTS.md, "Robustness"). On uncompressed images plain stays the better reading.
+# How a JPEG suspect is read. A card with calibration images reads every JPEG with its JPEG reader: the
+# template and the file's coefficient sign leans (``_fit_reader``). Since it reads the sign leans it ranks
+# the transfer pairs' JPEG copies at least as well as the fingerprint's periodic part at every quality
+# measured, 95 to 50 (oracle 10% cut at JPEG-90: 95.2% / 88.3% against 87.3% / 81.8%; docs/RESULTS.md,
+# "Robustness"), so the earlier switch to the periodic part from quality 88 up is gone. ``periodic`` (the
+# fit's luma periodic part, which beat plain on JPEG copies at every quality) reads JPEGs for a card with no
+# calibration images (no reader then). On uncompressed images plain stays the better reading.
 JPEG_STATISTIC = "periodic"
 READER_STATISTIC = "periodic-rgb"  # the readers' templates, JPEG and upscaled (engine/method/jpeg_reader.py)
 # An image that looks upscaled (``looks_upscaled``) is also read with the upscaled reader: the same kind of template,
@@ -382,24 +384,11 @@ def _jpeg_reader_record(fp: Fingerprint, fitted: FittedReader, config: TrainConf
     class, the real side joined by ``reference_real``) re-saved at qualities 90, 75 and 50, read with
     ``periodic-rgb`` and calibrated (mu_real, mu_fake, the cut) on the calibration images re-saved
     the same three ways, pooled (``fitted``, from ``_fit_reader``). So a JPEG suspect is scored and cut
-    among JPEGs, not against uncompressed photos (docs/RESULTS.md, "Robustness"). From HIGH_QUALITY up,
-    the fingerprint's periodic part, calibrated on the re-saves at 90."""
-    fit_res, cal_res = fitted.fit_residuals, fitted.cal_residuals
-    n_real, n_fake, n_cal_real, n_cal_fake = (len(r) // len(JPEG_CHECKS) for r in (*fit_res, *cal_res))
-    high = _bare_reading(fp, JPEG_STATISTIC)
-    _calibrate_on_residuals(  # on the re-saves at 90, the first rows of each
-        high,
-        (fit_res[0][:n_real], fit_res[1][:n_fake]),
-        (cal_res[0][:n_cal_real], cal_res[1][:n_cal_fake]),
-        config,
-    )
+    among JPEGs, not against uncompressed photos (docs/RESULTS.md, "Robustness")."""
+    n_cal_real, n_cal_fake = (len(r) // len(JPEG_CHECKS) for r in fitted.cal_residuals)
     qualities = [JPEG_RESAVES[name] for name in JPEG_CHECKS]
     return {
         **_reading_record(fitted.reading, APPLIES_TO["jpeg"]),
-        "high_quality": {
-            **_reading_record(high, f"JPEGs of estimated quality {HIGH_QUALITY} and up"),
-            "calibrated_on": f"the calibration images re-saved at JPEG quality {JPEG_RESAVES[JPEG_CHECKS[0]]}",
-        },
         "template": _template_record(fitted.reading),
         "coefficient_weights": [float(f"{w:.7g}") for w in fitted.reading.coefficient_weights],
         "fitted_on": {"qualities": qualities, **fitted.counts},
@@ -553,26 +542,14 @@ def _reading_record(reading: Fingerprint, applies_to: str) -> dict:
     }
 
 
-HIGH_QUALITY = 88  # from this estimated JPEG quality up, the fingerprint's own periodic part reads better
-
-
-def jpeg_reading_of(fp: Fingerprint, quality: float | None = None) -> Fingerprint | None:
-    """``fp`` as it reads a JPEG of estimated ``quality``: the JPEG reader (its template under
-    ``periodic-rgb``), or from HIGH_QUALITY up, where the card has it, the fingerprint itself under
-    ``periodic``; each calibrated among JPEG re-saves. On the transfer pairs the reader lost to the
-    fingerprint's periodic part at JPEG-95 (AUC 0.905 against 0.973 on ``ldm-b/``) and won from 75 down
-    (docs/RESULTS.md, "Robustness"). Unknown quality: the reader.
+def jpeg_reading_of(fp: Fingerprint) -> Fingerprint | None:
+    """``fp`` as it reads a JPEG: the JPEG reader (its template under ``periodic-rgb`` plus its weights on
+    the file's coefficient sign leans), or on a card without calibration images the fingerprint itself
+    under ``periodic``; each calibrated among JPEG re-saves where the card had images to hold out.
 
     None when the card has no JPEG reading (a card from before it, or one read with another statistic).
     """
-    if _reads_high(fp, quality):
-        return _reading_from_record(fp, fp.jpeg_reading["high_quality"], "jpeg")
     return reading_of(fp, "jpeg")
-
-
-def _reads_high(fp: Fingerprint, quality: float | None) -> bool:
-    """Whether a JPEG of estimated ``quality`` gets the card's high-quality JPEG reading."""
-    return "high_quality" in (fp.jpeg_reading or {}) and quality is not None and quality >= HIGH_QUALITY
 
 
 def offset_reading_of(fp: Fingerprint) -> Fingerprint | None:
@@ -634,7 +611,7 @@ def with_readings(
     correlations of every image under every reading (one residual pass serves them all), says per
     image and model which column reads it.
 
-    A JPEG is read with the model's JPEG reading for its estimated quality (``jpeg_reading_of``). An
+    A JPEG is read with the model's JPEG reading (``jpeg_reading_of``). An
     image enlarged by pixel repetition (``upscale_kind``: no photo repeats its pixels) is read with
     the model's upscaled reading; one that looks interpolated up is read with the model's own statistic
     and its upscaled reading, and the reading with the higher signed score decides, so nothing the
@@ -648,7 +625,7 @@ def with_readings(
     pair flags what the plain reading flags (docs/RESULTS.md, "Robustness").
     """
     readings = list(fingerprints)
-    jpeg_col: dict[tuple[int, bool], int] = {}  # (model, high quality) -> column
+    jpeg_col: dict[int, int] = {}  # model -> column
     offset_col: dict[int, tuple[int, int]] = {}
     upscaled_col: dict[int, int] = {}
     enlarged = (
@@ -657,11 +634,9 @@ def with_readings(
         else [None] * len(images)
     )
     for j, fp in enumerate(fingerprints):
-        for im in images:
-            band = _reads_high(fp, im.jpeg_quality)
-            if reads_as_jpeg(fp, im) and (j, band) not in jpeg_col:
-                jpeg_col[j, band] = len(readings)
-                readings.append(jpeg_reading_of(fp, im.jpeg_quality))
+        if any(reads_as_jpeg(fp, im) for im in images):
+            jpeg_col[j] = len(readings)
+            readings.append(jpeg_reading_of(fp))
         if fp.upscaled_reading and any(enlarged):
             upscaled_col[j] = len(readings)
             readings.append(reading_of(fp, "upscaled"))
@@ -680,7 +655,7 @@ def with_readings(
             for j, fp in enumerate(fingerprints):
                 k = j
                 if reads_as_jpeg(fp, im):
-                    k = jpeg_col[j, _reads_high(fp, im.jpeg_quality)]
+                    k = jpeg_col[j]
                 elif enlarged[i] and j in upscaled_col:  # a repetition is certain: no photo repeats its pixels
                     u = upscaled_col[j]
                     k = u if enlarged[i] == "repeated" or scores[u][i] > scores[j][i] else j
@@ -1134,7 +1109,7 @@ def measure_jpeg_rates(
     real, fake = list(calibration[0])[:JPEG_CHECK_IMAGES], list(calibration[1])[:JPEG_CHECK_IMAGES]
     rates = []
     for name in JPEG_CHECKS:
-        reading = jpeg_reading_of(fp, JPEG_RESAVES[name])
+        reading = jpeg_reading_of(fp)
         rho = rho_for([reading], perturb(real, name) + perturb(fake, name), store, device)[:, 0]
         flagged = scores_and_decisions(reading, rho)[1]
         rates.append(

@@ -2,15 +2,12 @@
 
 For default fingerprints (dif train's defaults, N = 64, seeds 0-2) of GENERATOR, on JPEG re-saves of
 each TARGET set and of the real photos held out of fitting and calibration, this prints per quality:
-  * the AUC of the card's JPEG reading as ``dif detect`` reads a JPEG of that quality (below quality
-    88 the JPEG reader: ``periodic-rgb`` with its template fitted on JPEG re-saves plus its weights on
-    the file's coefficient sign leans, engine/method/jpeg_reader.py and jpeg_coefficients.py; from 88
-    up the fingerprint's periodic part calibrated among JPEGs)
+  * the AUC of the card's JPEG reading as ``dif detect`` reads a JPEG (the JPEG reader: ``periodic-rgb``
+    with its template fitted on JPEG re-saves plus its weights on the file's coefficient sign leans,
+    engine/method/jpeg_reader.py and jpeg_coefficients.py)
     and the share of TARGET it flags at a cut placed, after the fact, at exactly 10% of those
     held-out real photos: an oracle cut, the most any calibration of this reading can give at the
     done-when's 10% false-positive limit;
-  * the same for the JPEG reader at every quality (where the two differ: from 88 up), which says
-    where the switch to the fingerprint's periodic part should sit;
   * the same for the earlier JPEG reading (``periodic``: the fingerprint's luma 8 x 8 periodic part);
   * the same for a per-quality matched filter in the DCT basis of the periodic part: the
     fingerprint's coefficients times their JPEG attenuation (measured on the fit's own generated
@@ -29,16 +26,16 @@ import numpy as np
 from scipy.fft import dctn
 from sklearn.metrics import roc_auc_score
 
-from engine.api import jpeg_reading_of, reading_of, residuals_of, rho_for, train_from_folders
+from engine.api import jpeg_reading_of, residuals_of, rho_for, train_from_folders
 from engine.data.images import list_images, load_images
-from engine.data.perturb import JPEG_RESAVES, perturb
+from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
 from engine.method.config import TrainConfig
 from engine.method.correlation import luma, periodic_part, standardize
 from engine.storage.store import Store
 
 QUALITIES = ("none", "jpeg95", "jpeg90", "jpeg75", "jpeg50")
-READER, ANY_QUALITY = "the card's JPEG reading now", "the JPEG reader at any quality"
+READER = "the card's JPEG reading now"
 
 
 def periodic_dct(residuals) -> np.ndarray:
@@ -87,15 +84,12 @@ def main(data: Path, generator: str, targets: list[str], store_dir: Path) -> Non
         clean = coefficients("none")
         for quality in QUALITIES:
             now = clean if quality == "none" else coefficients(quality)
-            readers = {READER: jpeg_reading_of(fp, JPEG_RESAVES.get(quality))}  # as dif detect reads this quality
-            if readers[READER].correlation != "periodic-rgb":
-                readers[ANY_QUALITY] = reading_of(fp, "jpeg")
-            for label, reader in readers.items():
-                score = {k: rho_for([reader], perturb(v, quality), store)[:, 0] for k, v in sets.items()}
-                for target in targets:
-                    auc, share = oracle_share(score, target)
-                    cells.setdefault((target, quality, label), []).append((auc, share))
-                    print(f"| {generator} → {target} | {seed} | {quality} | {label} | {auc:.3f} | {share:.1%} |")
+            reader = jpeg_reading_of(fp)  # as dif detect reads a JPEG
+            score = {k: rho_for([reader], perturb(v, quality), store)[:, 0] for k, v in sets.items()}
+            for target in targets:
+                auc, share = oracle_share(score, target)
+                cells.setdefault((target, quality, READER), []).append((auc, share))
+                print(f"| {generator} → {target} | {seed} | {quality} | {READER} | {auc:.3f} | {share:.1%} |")
             gain = (clean["fit_fake"] * now["fit_fake"]).sum(0) / ((clean["fit_fake"] ** 2).sum(0) + 1e-9)
             real_like = np.r_[now["pool"], now["fit_real"], now["fit_fake"]]
             matched = fingerprint * gain / (real_like.var(0) + 1e-6)

@@ -130,14 +130,14 @@ def test_list_show_export_import_rm(trained, tmp_path, capsys):
     # the JPEG reading is shown; its calibration values, like the file lists, only with --history
     assert card["jpeg_reading"]["statistic"] == "periodic-rgb" and card["jpeg_reading"]["rho_fake"].endswith(" values")
     assert card["jpeg_reading"]["template"] == "3 x 8 x 8 values"  # the JPEG reader's template, likewise
-    assert card["jpeg_reading"]["high_quality"]["rho_fake"].endswith(" values")
+    assert card["jpeg_reading"]["coefficient_weights"] == "63 values"  # and its weights on the sign leans
     assert card["offset_reading"]["statistic"] == "phase" and card["offset_reading"]["rho_fake"].endswith(" values")
     assert card["upscaled_reading"]["template"] == "3 x 8 x 8 values"  # the upscaled reader's, likewise
     code, out, _ = run(capsys, "show", "tiny-dif", "--history", "--cache", str(cache))
     assert np.asarray(json.loads(out)["upscaled_reading"]["template"]).shape == (3, 8, 8)
     assert isinstance(json.loads(out)["jpeg_reading"]["rho_fake"], list)
     assert np.asarray(json.loads(out)["jpeg_reading"]["template"]).shape == (3, 8, 8)
-    assert isinstance(json.loads(out)["jpeg_reading"]["high_quality"]["rho_fake"], list)
+    assert len(json.loads(out)["jpeg_reading"]["coefficient_weights"]) == 63
     assert isinstance(json.loads(out)["offset_reading"]["rho_fake"], list)
     target = tmp_path / "tiny.dif"
     assert run(capsys, "export", "tiny-dif", str(target), "--cache", str(cache))[0] == 0

@@ -6,10 +6,10 @@ import io
 
 import numpy as np
 import pytest
+from conftest import photo_tiles
 from PIL import Image
 from scipy.fft import dctn
 
-from conftest import photo_tiles
 from engine.data.images import load_image
 from engine.data.jpeg import luma_table
 from engine.method.jpeg_coefficients import sign_lean

@@ -231,9 +231,10 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
         train_from_folders,
     )
     from engine.data.images import list_images, load_images
-    from engine.data.perturb import perturb
+    from engine.data.perturb import JPEG_RESAVES, perturb
     from engine.data.reference_pool import images_pool
     from engine.errors import ConfigError
+    from engine.method.jpeg_coefficients import sign_leans
 
     cfg = TrainConfig(method="dif", steps=20, batch=16, seed=5, **TINY)
     fp = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)[
@@ -255,16 +256,20 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     assert np.asarray(record["coefficient_weights"]) == pytest.approx(weights, rel=1e-5, abs=1e-9)
     # and its means are its correlations with the calibration images re-saved the three ways, pooled
     reader = jpeg_reading_of(fp)
-    high = jpeg_reading_of(fp, 95)  # from HIGH_QUALITY up: the fingerprint's periodic part, calibrated at 90
-    assert high.correlation == "periodic" and torch.equal(high.tensor, fp.tensor)
-    for side, mu, mu_high in (("real", reader.mu_real, high.mu_real), ("fake", reader.mu_fake, high.mu_fake)):
+    for side, mu in (("real", reader.mu_real), ("fake", reader.mu_fake)):
         images = {q: perturb(listed(fp.calibration_set[side]), q) for q in JPEG_CHECKS}
         assert mu == pytest.approx(np.mean(rho_for([reader], sum(images.values(), []), store)), abs=1e-6)
-        rows = {q: detect(fp, images[q], store) for q in JPEG_CHECKS}  # detect picks the reading by quality
-        assert {r["reading"] for r in rows["jpeg90"]} == {"periodic (JPEG quality 90)"}
-        assert {r["reading"].split(" (")[0] for q in ("jpeg75", "jpeg50") for r in rows[q]} == {"periodic-rgb"}
-        assert mu_high == pytest.approx(np.mean([r["rho"] for r in rows["jpeg90"]]), abs=1e-6)
+        rows = {q: detect(fp, images[q], store) for q in JPEG_CHECKS}  # the reader at every quality
+        assert {r["reading"] for q in JPEG_CHECKS for r in rows[q]} == {
+            f"periodic-rgb (JPEG quality {JPEG_RESAVES[q]})" for q in JPEG_CHECKS
+        }
     assert reader.mu_fake > reader.mu_real
+    # its rho is the template's periodic-rgb correlation plus the file's sign leans times the weights
+    q75_cal = perturb(listed(fp.calibration_set["fake"]), "jpeg75")
+    template_only = rho_for([replace(reader, coefficient_weights=None)], q75_cal, store)[:, 0]
+    leans = sign_leans(q75_cal) @ np.asarray(record["coefficient_weights"])
+    assert rho_for([reader], q75_cal, store)[:, 0] == pytest.approx(template_only + leans, abs=1e-9)
+    assert np.abs(leans).max() > 0.01 * np.abs(template_only).max()  # the leans move the score
     # it tells apart JPEG-75 re-saves of images nothing was fitted or calibrated on
     used = {h for files in (fp.train_files, fp.calibration_set) for side in ("real", "fake") for h in files[side]}
     held_real = [im for im in real if im.sha256 not in used]
@@ -274,7 +279,7 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     assert roc_auc_score(np.r_[np.zeros(len(held_real)), np.ones(len(held_fake))], rho) > 0.9
 
     # a card with the earlier JPEG reading (no template) gains the reader on its next cache hit, without a refit
-    reader_only = ("template", "coefficient_weights", "high_quality", "fitted_on", "calibrated_on")
+    reader_only = ("template", "coefficient_weights", "fitted_on", "calibrated_on")
     earlier = {**{k: v for k, v in record.items() if k not in reader_only}, "statistic": "periodic"}
     store.save(replace(store.load("j"), jpeg_reading=earlier))
     again = train_from_folders("j", tiny_dataset["real"], tiny_dataset["fake"], cfg, 8, store, evaluate_test=False)
@@ -299,11 +304,11 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     q95, _ = load_images(list_images(_jpeg_folder(tmp_path / "q95", named, quality=95)), crop=None)
     assert [im.jpeg_quality for im in q75] == pytest.approx([75] * 4, abs=1)
     rows = detect(fp, q75 + q95 + fake[:2], store, offsets=False)  # the PNGs at the grid: plain
-    # each reading alone reads every file its way: the reader with its template, the other the periodic part
-    as_readings = detect(reader, q75, store) + detect(high, q95, store)
+    # the reading alone reads every file the same way, template and sign leans
+    as_readings = detect(reader, q75 + q95, store)
     as_plain = detect(replace(fp, jpeg_reading={}), q75 + q95 + fake[:2], store, offsets=False)
     assert [r["reading"] for r in rows[:8]] == ["periodic-rgb (JPEG quality 75)"] * 4 + [
-        "periodic (JPEG quality 95)"
+        "periodic-rgb (JPEG quality 95)"
     ] * 4
     assert [r["rho"] for r in rows[:8]] == pytest.approx([r["rho"] for r in as_readings], abs=1e-6)
     assert [r["label"] for r in rows[:8]] == [r["label"] for r in as_readings]
@@ -327,8 +332,6 @@ def test_a_jpeg_is_read_with_the_cards_jpeg_reader(tiny_dataset, tmp_path, store
     for weights in ([1.0] * 62, [float("nan")] * 63, "x"):
         with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):
             detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "coefficient_weights": weights}), q75, store)
-    with pytest.raises(ConfigError, match="'j': its card's jpeg_reading is malformed"):  # read from quality 88 up
-        detect(replace(fp, jpeg_reading={**fp.jpeg_reading, "high_quality": {"statistic": "periodic"}}), q95, store)
 
 
 def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(tiny_dataset, tmp_path, store):

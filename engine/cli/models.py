@@ -222,9 +222,8 @@ def cmd_show(args) -> int:
                 card[key] = reading = {**reading, "rho_fake": f"{len(reading['rho_fake'])} values"}
             if isinstance(reading.get("template"), list):  # a reader's 3 x 8 x 8 numbers, likewise
                 card[key] = reading = {**reading, "template": "3 x 8 x 8 values"}
-            high = reading.get("high_quality")
-            if isinstance(high, dict) and isinstance(high.get("rho_fake"), list):
-                card[key] = {**reading, "high_quality": {**high, "rho_fake": f"{len(high['rho_fake'])} values"}}
+            if isinstance(reading.get("coefficient_weights"), list):  # the JPEG reader's weights on sign leans
+                card[key] = {**reading, "coefficient_weights": f"{len(reading['coefficient_weights'])} values"}
     print_json(card)
     return 0
 
