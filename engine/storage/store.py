@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -152,12 +153,24 @@ class Store:
 
     def load(self, name: str) -> Fingerprint:
         validate_name(name)
-        data = self.fingerprints.get(f"fp:{name}")
+        data = self._read_entry(f"fp:{name}")
         if data is None:
             raise StoreError(f"no model named {name!r} in {self.root} (see 'dif list')")
         if not isinstance(data, bytes):
             raise StoreError(f"model {name!r}: stored entry is not a fingerprint file")
         return parse_fingerprint(data, f"model {name!r}")
+
+    def _read_entry(self, key: str, attempts: int = 5) -> Any:
+        """The stored value, or None. Why the retries: diskcache keeps a large value in a file of its
+        own and replaces that file when the entry is overwritten (a card re-saved with its metrics), so
+        a reader in another process can find the row and miss the file for a moment; the key is still
+        there, and a read an instant later sees the new value."""
+        for attempt in range(attempts):
+            data = self.fingerprints.get(key)
+            if data is not None or key not in self.fingerprints:
+                return data
+            time.sleep(0.01 * (attempt + 1))
+        return None
 
     def raw(self, name: str) -> bytes:
         validate_name(name)
@@ -190,7 +203,8 @@ class Store:
             try:
                 yield name, self.load(name), None
             except Exception as exc:  # a corrupt entry never stops a listing
-                yield name, None, str(exc)
+                if f"fp:{name}" in self.fingerprints:  # one removed since the names were read is not corrupt
+                    yield name, None, str(exc)
 
     def list(self) -> list[Fingerprint]:
         return [fp for _, fp, problem in self.scan() if fp is not None]
