@@ -68,6 +68,7 @@ def resave_jpeg(images: Sequence[LoadedImage], quality: int) -> list[LoadedImage
                 f"re-saved as JPEG quality {quality}",
                 format="JPEG",
                 jpeg_quality=float(quality),
+                jpeg_grid=(0, 0),  # re-saved from these pixels: the blocks start at their corner
             )
         )
     return out
