@@ -442,16 +442,12 @@ def _fit_reader(
     fake = list(fit_images[1])[:JPEG_CHECK_IMAGES]
     cal_real, cal_fake = (list(images)[:JPEG_CHECK_IMAGES] for images in calibration)
 
-    def degraded(images: list[LoadedImage]) -> torch.Tensor:
-        return torch.cat([residuals(perturb(images, name)) for name in degradations])
-
-    fit_real, fit_fake, res_cal_real, res_cal_fake = (degraded(images) for images in (real, fake, cal_real, cal_fake))
-    leans = None
-    if all(name in JPEG_RESAVES for name in degradations):  # JPEG copies: their coefficients' sign leans too
-        leans = [
-            sign_leans([im for name in degradations for im in perturb(images, name)])
-            for images in (real, fake, cal_real, cal_fake)
-        ]
+    copies = [  # degradation by degradation, per side
+        [im for name in degradations for im in perturb(images, name)] for images in (real, fake, cal_real, cal_fake)
+    ]
+    fit_real, fit_fake, res_cal_real, res_cal_fake = (residuals(images) for images in copies)
+    jpeg_copies = all(name in JPEG_RESAVES for name in degradations)
+    leans = [sign_leans(images) for images in copies] if jpeg_copies else None  # their coefficients' sign leans
     template, weights = fit_reader(
         periodic_features(fit_real), periodic_features(fit_fake), *(leans[:2] if leans else (None, None))
     )
