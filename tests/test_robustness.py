@@ -389,9 +389,11 @@ def test_a_card_measures_its_jpeg_reading_on_its_own_calibration_images_resaved(
 def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_periodic_rgb(store):
     """On residuals of real photos, half of them carrying a faint 3 x 8 x 8 pattern, the fitted template
     points along the pattern, and ``periodic-rgb`` with the tiled template is the discriminant's score."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
     from engine.api import residuals_of
     from engine.method.correlation import periodic_part, rho_matrix, standardize
-    from engine.method.jpeg_reader import fit_template, periodic_features, tile_template
+    from engine.method.jpeg_reader import fit_reader, fit_template, periodic_features, tile_template
 
     images = [_loaded(pixels, f"{name}.png") for name, pixels in photo_tiles(64)]
     residuals = residuals_of(images, "wavelet", 64, 8, store)
@@ -410,6 +412,21 @@ def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_pe
     assert torch.allclose(rho, direct / (direct.norm() / rho.norm()), atol=1e-5)
     with pytest.raises(ValueError, match="two images of each class"):
         fit_template(periodic_features(residuals[:1]), periodic_features(marked))
+
+    # given sign leans too, template correlation + leans @ weights is the joint discriminant's score
+    rng = np.random.default_rng(4)
+    leans_real, leans_fake = rng.standard_normal((half, 63)), rng.standard_normal((len(marked), 63)) + 0.3
+    template, weights = fit_reader(
+        periodic_features(residuals[:half]), periodic_features(marked), leans_real, leans_fake
+    )
+    assert weights.shape == (63,) and weights.mean() > 0  # the leans shifted toward generated count for it
+    tiled = tile_template(template, tuple(residuals.shape[1:])).unsqueeze(0)
+    everything, leans = torch.cat([residuals[:half], marked]), np.r_[leans_real, leans_fake]
+    score = rho_matrix(everything, tiled, "periodic-rgb")[:, 0].double().numpy() + leans @ weights
+    features = np.c_[periodic_features(everything), leans]
+    labels = np.r_[np.zeros(half), np.ones(len(marked))]
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(features, labels)
+    assert np.corrcoef(score, lda.decision_function(features))[0, 1] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_phase_grid_is_phase_at_no_roll():

@@ -12,6 +12,8 @@ Features are the 2-D DCT of the standardised periodic part with each channel's D
 discriminant is Fisher's, with Ledoit-Wolf shrinkage of the covariance (192 features from a few
 hundred images). Its weights, mapped back to pixels, are a 3 x 8 x 8 template: the score
 <template, periodic part> is the ``periodic-rgb`` statistic of a fingerprint that repeats it.
+A JPEG card's reader also reads the file's coefficient sign leans (``fit_reader``), which is what
+lifted it at every quality (docs/RESULTS.md, "Robustness").
 
 The same discriminant fitted on half-size copies enlarged back is a card's upscaled reader
 (``api._upscaled_reader_record``): resampling, like JPEG, leaves an attenuated periodic part.
