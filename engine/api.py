@@ -307,7 +307,7 @@ def _calibrate(
         sources = (fp, (real, fake), calibration, reference_real, residuals, config)
         if "jpeg" in wanted:
             wanted.discard("jpeg")
-            fp.jpeg_reading = _jpeg_reader_record(fp, _fit_reader(*sources, JPEG_CHECKS), config)
+            fp.jpeg_reading = _jpeg_reader_record(_fit_reader(*sources, JPEG_CHECKS))
         if "upscaled" in wanted:
             fp.upscaled_reading = _upscaled_reader_record(_fit_reader(*sources, UPSCALED_CHECKS))
     for kind, statistic in (("jpeg", JPEG_STATISTIC), ("offset", OFFSET_STATISTIC)):
@@ -379,7 +379,7 @@ def _missing_readings(fp: Fingerprint, training: Sequence[LoadedImage]) -> set[s
     )
 
 
-def _jpeg_reader_record(fp: Fingerprint, fitted: FittedReader, config: TrainConfig) -> dict:
+def _jpeg_reader_record(fitted: FittedReader) -> dict:
     """The card's JPEG reading: a template fitted on the fit images (at most JPEG_CHECK_IMAGES per
     class, the real side joined by ``reference_real``) re-saved at qualities 90, 75 and 50, read with
     ``periodic-rgb`` and calibrated (mu_real, mu_fake, the cut) on the calibration images re-saved
@@ -1100,12 +1100,12 @@ def measure_jpeg_rates(
     for JPEGs (docs/RESULTS.md, "Robustness"). No calibration images or no JPEG reading: nothing is
     measured.
     """
-    if jpeg_reading_of(fp) is None or calibration is None or not (calibration[0] and calibration[1]):
+    reading = jpeg_reading_of(fp)  # one reading at every quality
+    if reading is None or calibration is None or not (calibration[0] and calibration[1]):
         return
     real, fake = list(calibration[0])[:JPEG_CHECK_IMAGES], list(calibration[1])[:JPEG_CHECK_IMAGES]
     rates = []
     for name in JPEG_CHECKS:
-        reading = jpeg_reading_of(fp)
         rho = rho_for([reading], perturb(real, name) + perturb(fake, name), store, device)[:, 0]
         flagged = scores_and_decisions(reading, rho)[1]
         rates.append(

@@ -51,8 +51,5 @@ def sign_lean(pixels: np.ndarray, quality: float | None, grid: tuple[int, int] =
 
 def sign_leans(images) -> np.ndarray:
     """N x 63 sign leans of loaded images (``LoadedImage``: pixels, estimated quality, block grid)."""
-    return (
-        np.stack([sign_lean(im.pixels, im.jpeg_quality, im.jpeg_grid) for im in images])
-        if images
-        else np.zeros((0, N_COEFFICIENTS))
-    )
+    leans = [sign_lean(im.pixels, im.jpeg_quality, im.jpeg_grid) for im in images]
+    return np.stack(leans) if leans else np.zeros((0, N_COEFFICIENTS))
