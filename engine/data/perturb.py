@@ -65,11 +65,16 @@ def add_noise(pixels: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
-def _random_offset(pixels: np.ndarray) -> np.ndarray:
-    """A crop offset of 1-7 pixels per axis, seeded by the content so every run draws the same one."""
+def random_offset_of(pixels: np.ndarray) -> tuple[int, int]:
+    """The (dy, dx) crop offset ``crop-random`` gives these pixels: 1-7 pixels per axis, either way, seeded by
+    the content so every run draws the same one (and a study can know where the copy's grid went)."""
     rng = np.random.default_rng(int(content_hash(pixels.tobytes())[:12], 16))
     dy, dx = (int(v) * int(s) for v, s in zip(rng.integers(1, 8, 2), rng.choice([-1, 1], 2)))
-    return shift(pixels, dy, dx)
+    return dy, dx
+
+
+def _random_offset(pixels: np.ndarray) -> np.ndarray:
+    return shift(pixels, *random_offset_of(pixels))
 
 
 # a re-saved copy knows its quality, as a JPEG file does
