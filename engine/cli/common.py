@@ -82,7 +82,6 @@ def round_metrics(metrics: dict | None, digits: int = 4) -> dict:
 
 OFFSETS_HELP = (
     "also read an image whose 8-pixel pattern sits off the crop's grid (shifted, cropped at an offset) with the "
-    "model's offset reading (phase) and with plain at a stricter cut, the two splitting the card's false-positive "
-    "budget (default: on; "
+    "model's offset reading (phase), whose cut shares the card's false-positive budget (default: on; "
     "--no-offsets reads every image at the crop's grid only, as releases before did; docs/RESULTS.md)"
 )
