@@ -30,7 +30,7 @@ import torch
 from engine.api import residuals_of
 from engine.data.images import LoadedImage, list_images, load_images
 from engine.data.perturb import perturb, random_offset_of
-from engine.method.correlation import periodic_part, standardize
+from engine.method.correlation import periodic_part, phase_roll_matrix, standardize
 from engine.storage.store import Store
 
 PERIOD = 8
@@ -40,11 +40,11 @@ FULL_WEIGHT = 2.0  # the periodic parts' weight in the full roll search, in spre
 
 
 def periodic_rolls(residuals: torch.Tensor, fingerprint: torch.Tensor) -> np.ndarray:
-    """N x 64: correlation of each residual's periodic part with the fingerprint's rolled by (dy, dx), dy * 8 + dx."""
+    """N x 64: correlation of each residual's periodic part with the fingerprint's rolled by (dy, dx), dy * 8 + dx
+    (the values ``phase`` takes the maximum of)."""
     a = periodic_part(standardize(residuals.float()), PERIOD)
-    b = periodic_part(standardize(fingerprint.float().unsqueeze(0)), PERIOD)[0]
-    rolled = torch.stack([torch.roll(b, (dy, dx), dims=(1, 2)) for dy in range(PERIOD) for dx in range(PERIOD)])
-    return (a.reshape(len(a), -1) @ rolled.reshape(len(rolled), -1).T / a[0].numel()).numpy()
+    b = periodic_part(standardize(fingerprint.float().unsqueeze(0)), PERIOD)
+    return phase_roll_matrix(a, b)[:, 0].numpy()
 
 
 def full_rolls(residuals: torch.Tensor, fingerprint: torch.Tensor) -> np.ndarray:

@@ -393,7 +393,7 @@ def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_pe
 
     from engine.api import residuals_of
     from engine.method.correlation import periodic_part, rho_matrix, standardize
-    from engine.method.jpeg_reader import fit_reader, fit_template, periodic_features, tile_template
+    from engine.method.jpeg_reader import fit_reader, periodic_features, tile_template
 
     images = [_loaded(pixels, f"{name}.png") for name, pixels in photo_tiles(64)]
     residuals = residuals_of(images, "wavelet", 64, 8, store)
@@ -401,7 +401,8 @@ def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_pe
     pattern -= pattern.mean(dim=(1, 2), keepdim=True)
     half = len(residuals) // 2
     marked = residuals[half:] + 0.3 * residuals.std() * tile_template(pattern.numpy(), tuple(residuals.shape[1:]))
-    template = fit_template(periodic_features(residuals[:half]), periodic_features(marked))
+    template, no_weights = fit_reader(periodic_features(residuals[:half]), periodic_features(marked))
+    assert no_weights is None  # no sign leans given: a template alone
     assert template.shape == (3, 8, 8) and template.std() == pytest.approx(1.0, abs=1e-4)
     cosine = float((torch.from_numpy(template) * pattern).sum() / (pattern.norm() * np.linalg.norm(template)))
     assert cosine > 0.8
@@ -411,7 +412,7 @@ def test_the_jpeg_reader_template_finds_a_faint_periodic_pattern_and_reads_as_pe
     direct = (periodic_part(standardize(residuals)) * torch.from_numpy(template)).sum(dim=(1, 2, 3))
     assert torch.allclose(rho, direct / (direct.norm() / rho.norm()), atol=1e-5)
     with pytest.raises(ValueError, match="two images of each class"):
-        fit_template(periodic_features(residuals[:1]), periodic_features(marked))
+        fit_reader(periodic_features(residuals[:1]), periodic_features(marked))
 
     # given sign leans too, template correlation + leans @ weights is the joint discriminant's score
     rng = np.random.default_rng(4)

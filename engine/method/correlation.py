@@ -95,12 +95,18 @@ def periodic_part(x: torch.Tensor, period: int = 8) -> torch.Tensor:
 
 def phase_max_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """N x M: max over the p*p cyclic rolls of b of the correlation of periodic parts a (N x C x p x p) and b."""
+    return phase_roll_matrix(a, b).max(dim=2).values
+
+
+def phase_roll_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """N x M x p*p: the correlation of periodic parts a (N x C x p x p) with each of b's cyclic rolls by
+    (dy, dx), at index dy * p + dx; ``phase`` is its maximum."""
     p = a.shape[-1]
     rolled = torch.stack(
         [torch.roll(b, (dy, dx), dims=(2, 3)) for dy in range(p) for dx in range(p)], dim=1
     )  # M x p*p x C x p x p
     corr = a.reshape(a.shape[0], -1) @ rolled.reshape(-1, a[0].numel()).T / a[0].numel()  # N x (M * p*p)
-    return corr.reshape(a.shape[0], b.shape[0], p * p).max(dim=2).values
+    return corr.reshape(a.shape[0], b.shape[0], p * p)
 
 
 def shift_max_matrix(r: torch.Tensor, f: torch.Tensor, period: int = 8) -> torch.Tensor:

@@ -18,9 +18,12 @@ residual's periodic part.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy.fft import dctn
 
+from engine.data.images import LoadedImage
 from engine.data.jpeg import luma_table
 from engine.method.correlation import LUMA
 
@@ -49,7 +52,7 @@ def sign_lean(pixels: np.ndarray, quality: float | None, grid: tuple[int, int] =
     return ((positive - negative) / np.sqrt(positive + negative + 1.0))[1:]
 
 
-def sign_leans(images) -> np.ndarray:
+def sign_leans(images: Sequence[LoadedImage]) -> np.ndarray:
     """N x 63 sign leans of loaded images (``LoadedImage``: pixels, estimated quality, block grid)."""
     leans = [sign_lean(im.pixels, im.jpeg_quality, im.jpeg_grid) for im in images]
     return np.stack(leans) if leans else np.zeros((0, N_COEFFICIENTS))

@@ -39,21 +39,14 @@ def periodic_features(residuals: torch.Tensor) -> np.ndarray:
     return coefficients.reshape(len(part), -1)
 
 
-def fit_template(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
-    """C x 8 x 8 pixel template whose inner product with a periodic part scores it toward ``fake``.
-
-    Unit standard deviation, zero mean per channel (the DC was dropped), generated side positive.
-    """
-    return fit_reader(real, fake)[0]
-
-
 def fit_reader(
     real: np.ndarray, fake: np.ndarray, real_leans: np.ndarray | None = None, fake_leans: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The template (``fit_template``) and, given the JPEGs' coefficient sign leans
-    (``engine/method/jpeg_coefficients.py``), one discriminant over both: its weights on the leans come
-    back in the units of the template's ``periodic-rgb`` correlation, so that correlation plus
-    leans @ weights is the discriminant's score, scaled.
+    """The C x 8 x 8 pixel template whose inner product with a periodic part scores it toward ``fake``
+    (unit standard deviation, zero mean per channel as the DC was dropped, generated side positive) and,
+    given the JPEGs' coefficient sign leans (``engine/method/jpeg_coefficients.py``), one discriminant over
+    both: its weights on the leans come back in the units of the template's ``periodic-rgb`` correlation,
+    so that correlation plus leans @ weights is the discriminant's score, scaled (None without leans).
 
     Why one discriminant: the two see the generator's pattern through different losses (the residual's
     block mean, the rounding's sign), and fitted together the shrunk covariance weighs each by what

@@ -174,7 +174,7 @@ class Store:
 
     def raw(self, name: str) -> bytes:
         validate_name(name)
-        data = self.fingerprints.get(f"fp:{name}")
+        data = self._read_entry(f"fp:{name}")
         if not isinstance(data, bytes):
             raise StoreError(f"no model named {name!r} in {self.root}")
         parse_fingerprint(data, f"model {name!r}")
