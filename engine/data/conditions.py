@@ -5,7 +5,7 @@ A fingerprint is known to weaken on an image smaller than the crop (padded), on 
 under heavy JPEG compression
 (quality estimated from the file's quantisation tables; docs/RESULTS.md, "Robustness": on JPEG-75
 copies of the transfer pairs the plain reading kept 0.53-0.60 balanced accuracy, the card's JPEG reading
-0.64-0.77 at 5-7% of real JPEGs flagged).
+0.77-0.80 at 2-4% of real JPEGs flagged).
 `dif detect` and attribution both attach these warnings to their rows.
 """
 
@@ -119,7 +119,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         cliff, detail = resampling_evidence(image.pixels)
         if cliff < UPSCALE_CLIFF_WARN:
             out.append(
-                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.2f} < {UPSCALE_CLIFF_WARN}): "
+                f"looks upscaled (spectrum falls off above 0.3 cycles/pixel: {cliff:.3f} < {UPSCALE_CLIFF_WARN}): "
                 "resampling weakens the fingerprint"
             )
         elif repeated_pairs(image.pixels) >= REPEATED_PAIRS_WARN:
@@ -127,7 +127,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
                        "weakens the fingerprint")  # fmt: skip
         elif detail < ENLARGED_DETAIL_WARN and cliff > ENLARGED_FLOOR_CLIFF:
             out.append(
-                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.2f} < "
+                f"looks upscaled from a much smaller image (no detail above 0.1 cycles/pixel: {detail:.3f} < "
                 f"{ENLARGED_DETAIL_WARN}): resampling erases the fingerprint"
             )
     if image.format == "JPEG":
@@ -140,7 +140,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         elif quality < JPEG_QUALITY_WARN:
             out.append(
                 f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): read with the "
-                "model's JPEG reading; at quality 75 that kept 0.64-0.77 balanced accuracy (0.96-0.98 uncompressed) "
-                "and flagged 5-7% of real JPEGs"
+                "model's JPEG reading; at quality 75 that kept 0.77-0.80 balanced accuracy (0.96-0.98 uncompressed) "
+                "and flagged 2-4% of real JPEGs"
             )
     return out

@@ -113,7 +113,7 @@ def attribute(
         warnings = image_warnings(image, crop, raw)
         warnings += [
             f"{fp.name} claims it, but its detector is near chance on its own held-out images (balanced accuracy "
-            f"{accuracy[j]:.2f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
+            f"{accuracy[j]:.3f} < {MIN_DETECTOR_ACCURACY}): ignored for the verdict"
             for j, fp in enumerate(fingerprints)
             if not reliable[j] and per_reading[columns[i][j]][1][i]
         ]
