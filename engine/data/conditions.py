@@ -140,7 +140,7 @@ def image_warnings(image: LoadedImage, crop: int, data: bytes | None = None) -> 
         elif quality < JPEG_QUALITY_WARN:
             out.append(
                 f"heavy JPEG compression (estimated quality {quality:.0f} < {JPEG_QUALITY_WARN}): read with the "
-                "model's JPEG reading; at quality 75 that kept 0.77-0.80 balanced accuracy (0.96-0.98 uncompressed) "
+                "model's JPEG reading; at quality 75 that kept 0.77-0.80 balanced accuracy (0.96-0.97 uncompressed) "
                 "and flagged 2-4% of real JPEGs"
             )
     return out

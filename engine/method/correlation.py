@@ -10,7 +10,8 @@ residual over its 8 x 8 blocks (``periodic_part``):
 ``periodic`` (luma, aligned): the correlation of the residual's and the fingerprint's periodic parts
 on luma. Averaging 900 blocks of a 240-pixel residual cuts the scene's noise by 30x, and JPEG keeps
 luma at full resolution while it rebuilds chroma by up-sampling (which leaves 2-periodic patterns
-of its own): on JPEG-75 copies this kept AUC 0.93 where ``plain`` fell to 0.82 (docs/RESULTS.md, Robustness).
+of its own): on JPEG-75 copies of the transfer pairs this kept AUC 0.853 and 0.773 where ``plain`` fell to
+0.765 and 0.659 (``sd1/`` -> ``sd1-b/``, ``ldm/`` -> ``ldm-b/``; docs/results/robustness).
 
 ``periodic-rgb`` (aligned): the same on all three channels. It is how a JPEG suspect is read, with
 a fingerprint that repeats the JPEG reader's template (``engine/method/jpeg_reader.py``): there the

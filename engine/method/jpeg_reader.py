@@ -5,8 +5,9 @@ generator's period-8 pattern is its periodic part, attenuated coefficient by coe
 period-8 blocking pattern and 2-periodic chroma up-sampling that every JPEG carries, real or not. The
 U-Net fingerprint was fitted on clean images and knows none of that. A linear discriminant fitted on
 re-saves of the fit's own images (both classes, so format is never the tell) learns the attenuated
-pattern and whitens the JPEG-made part. At JPEG-75 it raised the AUC from 0.856 to 0.912 on
-`sd1/` -> `sd1-b/` and from 0.770 to 0.808 on `ldm/` -> `ldm-b/` (3 seeds; docs/RESULTS.md, "Robustness").
+pattern and whitens the JPEG-made part. At JPEG-75 it raised the AUC from 0.853 to 0.907 on
+`sd1/` -> `sd1-b/` and from 0.773 to 0.808 on `ldm/` -> `ldm-b/`, and with the sign leans below to 0.936
+and 0.888 (3 seeds; docs/RESULTS.md, "Robustness").
 
 Features are the 2-D DCT of the standardised periodic part with each channel's DC dropped; the
 discriminant is Fisher's, with Ledoit-Wolf shrinkage of the covariance (192 features from a few

@@ -14,14 +14,16 @@ trained against real demo tiles, and its held-out test images are recorded for c
 Everything lands under ``<store>/zoo`` (PNG files named by their content hash) plus ``truth.json``
 (families and parents) and ``manifest.json`` (the cache marker: a second build is instant).
 
-Measured (2 shared CPU cores): the default build takes 40-76 s, a cached one 0.02 s; two builds wrote
-byte-identical images. Lineage over it: ARI 1.00, parent-child recall 0.60 (the later checkpoint is
-nearly the base model, so fine-tunes attach to either). How long a fine-tune runs decides whether it
-stays recognisable (test-size zoo, base trained 200 steps): 20-60 fine-tune steps ARI 1.00 / recall
-0.80; 200 steps ARI 0.68 / 0.60 (the fine-tune of a fine-tune leaves the family); 600 steps ARI 0.59 /
-0.20 (fine-tunes no longer cross-detect: mutual accuracy 0.50-0.55).
-Re-measured for the dashboard (issue 13; build 10.5 s): at the engine's default family threshold 0.70
-the families come out ARI 0.50 / recall 0.60, at 0.55-0.65 ARI 1.00 / 0.80 (``DEMO_FAMILY_THRESHOLD``).
+Measured (2 CPU cores): the default build takes about 15 s (``dif demo build`` into an empty store), a
+cached one returns at once; two builds wrote byte-identical images. Lineage over it (docs/RESULTS.md,
+read as ``dif detect`` reads): ARI 1.00 and parent-child recall 0.80 (4 of 5 pairs) at both 0.60 and
+0.70 (the later checkpoint is nearly the base model, so fine-tunes can attach to either). How long a
+fine-tune runs decides whether it stays recognisable (test-size zoo, base trained 200 steps): 20-60
+fine-tune steps ARI 1.00 / recall 0.80; 200 steps ARI 0.68 / 0.60 (the fine-tune of a fine-tune leaves
+the family); 600 steps ARI 0.59 / 0.20 (fine-tunes no longer cross-detect: mutual accuracy 0.50-0.55).
+Read at the grid only (releases before off-grid images were also read with ``phase``), the engine's
+default family threshold 0.70 gave ARI 0.50 / recall 0.60 and 0.55-0.65 gave ARI 1.00 / 0.80, which
+is why the dashboard opens the zoo at 0.60 (``DEMO_FAMILY_THRESHOLD``).
 """
 
 from __future__ import annotations
@@ -47,13 +49,14 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class ZooConfig:
-    """Sizes of the zoo. The defaults build in under a minute on 2 CPU cores; tests pass smaller ones.
+    """Sizes of the zoo. The defaults build in about 15 s on 2 CPU cores; tests pass smaller ones.
 
     ``method`` is the fingerprint method of the zoo's models. The default is ``marra18`` (the mean
     wavelet residual, fitted in milliseconds), chosen on measurement (defaults, 8 models, 48 + 48
-    held-out images each): marra18 gave own-detection 0.82-0.95, families ARI 1.00 and parent-child
-    recall 0.60; ``method="dif"`` (200 U-Net steps, batch 32) gave sharper own-detection (0.90-0.98)
-    but transferred less to relatives: ARI 0.50, recall 0.40, and took 194 s instead of 3 s.
+    held-out images each; measured once when the zoo was designed, read at the grid only, not rerun
+    since): marra18 gave own-detection 0.82-0.95 and recovered the 3 families; ``method="dif"`` (200
+    U-Net steps, batch 32) gave sharper own-detection (0.90-0.98) but transferred less to relatives
+    (ARI 0.50, recall 0.40) and took 194 s instead of 3 s.
     """
 
     crop: int = 64
