@@ -88,7 +88,8 @@ def residuals_of(
     return compute_residuals(cropped, ext, border, cache=store.residuals if store else None, progress=progress)
 
 
-DECISION_FIELDS = ("decision", "target_fpr", "correlation")  # change how a fingerprint is read, not the fingerprint
+DECISION_FIELDS = ("decision", "target_fpr", "jpeg_target_fpr", "correlation")  # how a fingerprint is read, not it
+DECISION_DEFAULTS = {"correlation": "plain", "jpeg_target_fpr": 0.0}  # what a card stored before a field existed read
 AUGMENT_FIELDS = ("augment", "augment_copies")  # left out of the key when there is no augmentation: old keys stay valid
 MIN_CALIBRATION = 8  # images per class below which a calibration share is carved out of the training images
 CALIBRATION_SHARE = 0.25
@@ -186,7 +187,7 @@ def train_fingerprint(
             hit = None  # fitted while the watermark could not be checked; now it can: refit
         if hit is not None:
             wanted = {k: getattr(config, k) for k in DECISION_FIELDS}
-            changed = any(hit.config.get(k, "plain" if k == "correlation" else None) != v for k, v in wanted.items())
+            changed = any(hit.config.get(k, DECISION_DEFAULTS.get(k)) != v for k, v in wanted.items())
             # same fingerprint, read another way (statistic, decision rule), or stored before cards had a JPEG
             # reading: re-calibrate from the cached residuals, never refit
             if changed or _missing_readings(hit, list(real) + list(fake)):
@@ -313,7 +314,7 @@ def _calibrate(
             fp.upscaled_reading = _upscaled_reader_record(_fit_reader(*sources, UPSCALED_CHECKS))
     for kind, statistic in (("jpeg", JPEG_STATISTIC), ("offset", OFFSET_STATISTIC)):
         if kind in wanted:
-            other = _bare_reading(fp, statistic)
+            other = _bare_reading(fp, statistic, kind=kind)
             _calibrate_on_residuals(other, fit_residuals, cal_residuals, config)
             if kind == "offset":  # its cut shares the card's budget on the photos the card's cut was set on
                 reference = (cal_residuals or fit_residuals)[0]
@@ -453,7 +454,11 @@ def _fit_reader(
         periodic_features(fit_real), periodic_features(fit_fake), *(leans[:2] if leans else (None, None))
     )
     reader = _bare_reading(
-        fp, READER_STATISTIC, tensor=tile_template(template, tuple(fp.tensor.shape)), coefficient_weights=weights
+        fp,
+        READER_STATISTIC,
+        kind="jpeg" if jpeg_copies else "upscaled",
+        tensor=tile_template(template, tuple(fp.tensor.shape)),
+        coefficient_weights=weights,
     )
     terms = None if leans is None else (np.concatenate(leans[:2]) @ weights, np.concatenate(leans[2:]) @ weights)
     _calibrate_on_residuals(reader, (fit_real, fit_fake), (res_cal_real, res_cal_fake), config, terms)
@@ -466,11 +471,15 @@ def _template_record(reader: Fingerprint) -> list:
     return np.round(reader.tensor[:, :8, :8].double().numpy(), 6).tolist()
 
 
-def _bare_reading(fp: Fingerprint, statistic: str, **changes: object) -> Fingerprint:
-    """``fp`` under ``statistic`` with no extra readings of its own: a reading reads one way."""
+def _bare_reading(fp: Fingerprint, statistic: str, kind: str | None = None, **changes: object) -> Fingerprint:
+    """``fp`` under ``statistic`` with no extra readings of its own: a reading reads one way. The ``kind``
+    "jpeg" reading cuts at the card's ``jpeg_target_fpr`` when it has one."""
+    config = {**fp.config, "correlation": statistic}
+    if kind == "jpeg" and fp.config.get("jpeg_target_fpr"):
+        config["target_fpr"] = fp.config["jpeg_target_fpr"]
     return replace(
         fp,
-        config={**fp.config, "correlation": statistic},
+        config=config,
         jpeg_reading={},
         offset_reading={},
         upscaled_reading={},
@@ -580,6 +589,7 @@ def _reading_from_record(fp: Fingerprint, record: object, kind: str) -> Fingerpr
     return _bare_reading(
         fp,
         statistic,
+        kind=kind,
         tensor=tensor,
         mu_real=mu_real,
         mu_fake=mu_fake,

@@ -3,9 +3,9 @@
 # (N = 64), read with the default statistic, with --correlation periodic and with --target-fpr 0.1 (the
 # same fit: a cache hit, re-calibrated), on sd1-b/ and real/ and on their JPEG-75 re-saves (Pillow,
 # quality 75); then one trained with no option at all (--train-size left at its default: the whole train
-# half), and that one re-calibrated with --target-fpr 0.1; then the N = 64 card with its JPEG reading
-# removed, which reads JPEG files the plain way as cards did before; last, both default cards' JPEG
-# readings at an oracle cut (10% of real/ JPEG-75).
+# half), and that one re-calibrated with --jpeg-target-fpr 0.1 (its JPEG reading's cut alone); then the
+# N = 64 card with its JPEG reading removed, which reads JPEG files the plain way as cards did before;
+# last, both default cards' JPEG readings at an oracle cut (10% of real/ JPEG-75).
 # Usage: bash scripts/jpeg_done_when.sh [DATA_ROOT] [WORK_DIR]
 set -euo pipefail
 DATA=${1:-../shared/datasets}
@@ -24,11 +24,11 @@ for name in ("sd1-b", "real"):
         if not dst.exists():
             Image.open(src).convert("RGB").save(dst, "JPEG", quality=75)
 PY
-for stat in plain periodic fpr10 default default-fpr10; do
+for stat in plain periodic fpr10 default default-jpeg10; do
   case "$stat" in
     fpr10) options=(--train-size 64 --target-fpr 0.1) ;;
     default) options=() ;;
-    default-fpr10) options=(--target-fpr 0.1) ;;
+    default-jpeg10) options=(--jpeg-target-fpr 0.1) ;;
     *) options=(--train-size 64 --correlation "$stat") ;;
   esac
   dif train --name "sd1-$stat" --real "$DATA/real" --fake "$DATA/sd1" "${options[@]}" --quiet > /dev/null

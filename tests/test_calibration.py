@@ -90,3 +90,46 @@ def test_real_fpr_cut_flags_at_most_the_target_of_its_reference_and_moves_withou
         "cut", real[12:], fake[12:], replace(cfg, decision="closer-mean"), store, calibration=cal
     )
     assert hit and closer.threshold is None and closer.decision == {"rule": "closer-mean"}
+
+
+def test_the_jpeg_reading_cuts_at_its_own_target_and_the_clean_cut_stays(tiny_dataset, store):
+    """``jpeg_target_fpr`` moves only the JPEG reading's cut (a user may accept more false positives among
+    JPEGs, where the evidence is weaker), on the stored fit, and 0 gives back the card's own target."""
+    from dataclasses import replace
+
+    from engine.api import detect, jpeg_reading_of, train_fingerprint
+    from engine.data.images import list_images, load_image
+    from engine.data.perturb import perturb
+    from engine.errors import ConfigError
+    from engine.method.config import TrainConfig
+
+    real = [load_image(p, crop=None) for p in list_images(tiny_dataset["real"])]
+    fake = [load_image(p, crop=None) for p in list_images(tiny_dataset["fake"])]
+    cfg = TrainConfig(method="marra18", extractor="wavelet", crop=64, border=8, target_fpr=0.05)
+    cal = (real[:12], fake[:12])
+    fp, hit = train_fingerprint("j", real[12:36], fake[12:36], cfg, store, calibration=cal)
+    strict = jpeg_reading_of(fp)
+    assert not hit and "template" in fp.jpeg_reading and strict.decision["target_fpr"] == 0.05
+    loose_card, hit = train_fingerprint(
+        "j", real[12:36], fake[12:36], replace(cfg, jpeg_target_fpr=0.25), store, calibration=cal
+    )
+    loose = jpeg_reading_of(loose_card)
+    assert hit and torch.equal(loose_card.tensor, fp.tensor)  # a cache hit: nothing refitted
+    assert loose_card.decision == fp.decision and loose_card.offset_reading == fp.offset_reading  # the rest stays
+    assert loose_card.jpeg_reading["template"] == fp.jpeg_reading["template"]  # the same reader, another cut
+    assert loose.decision["target_fpr"] == 0.25 and loose.decision["rule"] == "real-fpr"
+    side = 1.0 if strict.mu_fake > strict.mu_real else -1.0
+    assert side * loose.threshold < side * strict.threshold
+    # among the calibration photos' JPEG copies (3 qualities x 12) it flags at most its target, and more than before
+    assert strict.decision["fpr_on_reference"] <= 0.05 < loose.decision["fpr_on_reference"] <= 0.25
+    # detect reads JPEG files with the looser cut and everything else as before
+    held = real[36:] + fake[36:]
+    as_jpeg = perturb(held, "jpeg75")
+    flagged = [sum(r["label"] == "generated" for r in detect(card, as_jpeg, store)) for card in (fp, loose_card)]
+    assert flagged[1] >= flagged[0]
+    assert [r["label"] for r in detect(fp, held, store)] == [r["label"] for r in detect(loose_card, held, store)]
+    assert store.load("j").jpeg_reading["decision"]["target_fpr"] == 0.25
+    back, hit = train_fingerprint("j", real[12:36], fake[12:36], cfg, store, calibration=cal)
+    assert hit and jpeg_reading_of(back).threshold == strict.threshold
+    with pytest.raises(ConfigError, match="jpeg_target_fpr 0.7 out of range"):
+        TrainConfig(jpeg_target_fpr=0.7)

@@ -91,7 +91,8 @@ def _train_overrides(args) -> dict:
     out = {"steps": args.steps, "crop": args.crop, "border": args.border, "extractor": args.extractor}
     if getattr(args, "no_watermark_match", False):
         out["watermark_match"] = False
-    for key in ("loss", "margin", "lr", "decision", "target_fpr", "watermark_share", "unet_pools", "augment_copies"):
+    keys = ("loss", "margin", "lr", "decision", "target_fpr", "jpeg_target_fpr", "watermark_share", "unet_pools")
+    for key in (*keys, "augment_copies"):
         value = getattr(args, key)
         if value is not None:
             out[key] = value
@@ -184,6 +185,9 @@ def register(sub, add_common) -> None:
     p.add_argument("--lr", type=float, help="DIF learning rate (default: dif train's)")
     p.add_argument("--decision", choices=DECISIONS, help="transfer: decision rule (default: dif train's)")
     p.add_argument("--target-fpr", type=float, help="transfer: target FPR of the real-fpr rule (default: dif train's)")
+    p.add_argument(
+        "--jpeg-target-fpr", type=float, help="transfer: the JPEG reading's own target FPR (default: dif train's)"
+    )
     p.add_argument(
         "--watermark-share",
         type=float,

@@ -44,6 +44,9 @@ class TrainConfig:
     decision: str = "real-fpr"
     # 2%: a 146-photo pool's 1% quantile rests on its top one or two photos (docs/RESULTS.md)
     target_fpr: float = 0.02
+    # the JPEG reading's own target (0: target_fpr). Evidence in a JPEG is weaker, and a user may accept more
+    # false positives there to find more (measured at 0.1: docs/RESULTS.md, "The JPEG check")
+    jpeg_target_fpr: float = 0.0
     pad: bool = False
     # when the generated training images carry a known watermark, embed it into the real ones too
     # (engine/provenance/watermark_match.py), so that the fingerprint cannot separate the classes by the mark
@@ -76,6 +79,8 @@ class TrainConfig:
             raise ConfigError(f"watermark_share {self.watermark_share} out of range (0, 1]")
         if not 0 < self.target_fpr < 0.5:
             raise ConfigError(f"target_fpr {self.target_fpr} out of range (0, 0.5)")
+        if self.jpeg_target_fpr and not 0 < self.jpeg_target_fpr < 0.5:
+            raise ConfigError(f"jpeg_target_fpr {self.jpeg_target_fpr} out of range (0, 0.5) (0: target_fpr)")
         if self.augment not in POLICIES:
             raise ConfigError(f"unknown augmentation {self.augment!r} (choose from {', '.join(POLICIES)})")
         if not 0 <= self.augment_copies <= 16:
