@@ -5,10 +5,10 @@
 #     after each degradation (both alike);
 #  2. each augmentation policy alone (DIF, sd1, seed 0): what each degradation seen in fitting buys;
 #  3. noise copies, the one policy that looked good in 2, on both pairs and 3 seeds;
-#  4. JPEG suspects as dif detect now reads them (a plain card reads a JPEG below quality 88 with its JPEG
-#     reader, from 88 up with its periodic part, both calibrated among JPEG re-saves), four qualities
-#     (docs/results/robustness-jpeg-reading/ keeps the same run from before the JPEG reader, when a JPEG
-#     was read with periodic calibrated on uncompressed photos);
+#  4. JPEG suspects as dif detect now reads them (a plain card reads every JPEG with its JPEG reader,
+#     calibrated among JPEG re-saves), four qualities (docs/results/robustness-jpeg-reading/ keeps the same
+#     run from before the JPEG reader, when a JPEG was read with periodic calibrated on uncompressed photos);
+#     4b. the same with the JPEG reading cut at 10% of real JPEGs (--jpeg-target-fpr 0.1);
 #  5. shifted and offset crops read as dif detect reads them (offsets on: plain+offsets), beside plain at the
 #     grid (dif detect --no-offsets) and phase;
 #  6. half-size copies as dif detect now reads them (an image that looks upscaled gets the card's upscaled
@@ -35,6 +35,11 @@ mkdir -p "$OUT/robustness-jpeg-reader" && ln -sfn ../robustness/store "$OUT/robu
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
   --augment none --correlation plain --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 \
   --out "$OUT/robustness-jpeg-reader"
+# 4b. the same with the JPEG reading cut at 10% of real JPEGs (dif train --jpeg-target-fpr 0.1): only that cut moves
+mkdir -p "$OUT/robustness-jpeg-target10" && ln -sfn ../robustness/store "$OUT/robustness-jpeg-target10/store"
+dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
+  --augment none --correlation plain --perturb none,jpeg95,jpeg90,jpeg75,jpeg50 --jpeg-target-fpr 0.1 \
+  --out "$OUT/robustness-jpeg-target10"
 # 5. offsets: an off-grid image is also read with phase (the plain fits: cache hits, re-read)
 mkdir -p "$OUT/robustness-offsets" && ln -sfn ../robustness/store "$OUT/robustness-offsets/store"
 dif bench --data "$DATA" --train-sets sd1,ldm --test-sets sd1-b,ldm-b,sd14-dreambooth,dalle-mini --methods dif --repeats 3 \
