@@ -150,6 +150,8 @@ def test_models_page_trains_from_uploads_and_rejects_bad_names(tiny):
     at.number_input(key="tr_crop").set_value(64)
     at.number_input(key="tr_steps").set_value(3)
     at.number_input(key="tr_batch").set_value(4)
+    at.number_input(key="tr_target_fpr").set_value(0.25)
+    at.number_input(key="tr_jpeg_target_fpr").set_value(0.3)
     at.button(key="tr_go").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "invalid name" in at.error[0].value
@@ -165,6 +167,7 @@ def test_models_page_trains_from_uploads_and_rejects_bad_names(tiny):
         fp = store.load("uploaded")
         assert (fp.n_fake, fp.n_real, fp.extractor) == (4, 4, "wavelet")
         assert fp.history[-1]["step"] == 3
+        assert (fp.config["target_fpr"], fp.config["jpeg_target_fpr"]) == (0.25, 0.3)  # the form's targets
         store.delete("uploaded")
 
 

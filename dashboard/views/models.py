@@ -75,8 +75,38 @@ def _config_inputs() -> TrainConfig:
     border = c2.number_input("Border", min_value=0, max_value=64, value=d.border, step=1, key="tr_border")
     steps = c3.number_input("Steps", min_value=1, max_value=100_000, value=d.steps, step=50, key="tr_steps")
     batch = c3.number_input("Batch", min_value=2, max_value=1024, value=d.batch, step=2, key="tr_batch")
+    d1, d2 = st.columns(2)
+    target = d1.number_input(
+        "False-positive target",
+        min_value=0.01,
+        max_value=0.49,
+        value=d.target_fpr,
+        step=0.01,
+        format="%.2f",
+        key="tr_target_fpr",
+        help="share of real photos the model's cut may flag (set among real photos it did not train on)",
+    )
+    jpeg_target = d2.number_input(
+        "JPEG false-positive target",
+        min_value=0.0,
+        max_value=0.49,
+        value=d.jpeg_target_fpr,
+        step=0.01,
+        format="%.2f",
+        key="tr_jpeg_target_fpr",
+        help="the same for JPEG suspects, set among JPEG re-saves (0: as above). At 0.10 a default sd1 model "
+        "found 80% of another SD set's JPEG-75 copies instead of 63.5%, and flagged 13.5-14.3% of real JPEGs "
+        "(docs/RESULTS.md)",
+    )
     return TrainConfig(
-        method=method, extractor=extractor, crop=int(crop), border=int(border), steps=int(steps), batch=int(batch)
+        method=method,
+        extractor=extractor,
+        crop=int(crop),
+        border=int(border),
+        steps=int(steps),
+        batch=int(batch),
+        target_fpr=float(target),
+        jpeg_target_fpr=float(jpeg_target),
     )
 
 
