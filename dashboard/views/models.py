@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.figures import enlarge, spectrum8, to_rgb8
 from dashboard.samples import sample_images
@@ -76,27 +77,22 @@ def _config_inputs() -> TrainConfig:
     steps = c3.number_input("Steps", min_value=1, max_value=100_000, value=d.steps, step=50, key="tr_steps")
     batch = c3.number_input("Batch", min_value=2, max_value=1024, value=d.batch, step=2, key="tr_batch")
     d1, d2 = st.columns(2)
-    target = d1.number_input(
+    target = _rate_input(
+        d1,
         "False-positive target",
-        min_value=0.01,
-        max_value=0.49,
-        value=d.target_fpr,
-        step=0.01,
-        format="%.2f",
-        key="tr_target_fpr",
-        help="share of real photos the model's cut may flag (set among real photos it did not train on)",
+        d.target_fpr,
+        "tr_target_fpr",
+        "share of real photos the model's cut may flag (set among real photos it did not train on)",
+        minimum=0.01,
     )
-    jpeg_target = d2.number_input(
+    jpeg_target = _rate_input(
+        d2,
         "JPEG false-positive target",
-        min_value=0.0,
-        max_value=0.49,
-        value=d.jpeg_target_fpr,
-        step=0.01,
-        format="%.2f",
-        key="tr_jpeg_target_fpr",
-        help="the same for JPEG suspects, set among JPEG re-saves (0: as above). At 0.10 a default sd1 model "
-        "found 80% of another SD set's JPEG-75 copies instead of 63.5%, and flagged 13.5-14.3% of real JPEGs "
-        "(docs/RESULTS.md)",
+        d.jpeg_target_fpr,
+        "tr_jpeg_target_fpr",
+        "the same for JPEG suspects, set among JPEG re-saves (0: as above). At 0.10 a default sd1 model found 80% "
+        "of another SD set's JPEG-75 copies instead of 63.5%, and flagged 13.5-14.3% of real JPEGs (docs/RESULTS.md)",
+        minimum=0.0,
     )
     return TrainConfig(
         method=method,
@@ -105,8 +101,17 @@ def _config_inputs() -> TrainConfig:
         border=int(border),
         steps=int(steps),
         batch=int(batch),
-        target_fpr=float(target),
-        jpeg_target_fpr=float(jpeg_target),
+        target_fpr=target,
+        jpeg_target_fpr=jpeg_target,
+    )
+
+
+def _rate_input(column: DeltaGenerator, label: str, value: float, key: str, help_text: str, minimum: float) -> float:
+    """A false-positive rate field: two decimals, below one half (a cut flagging more is no detector)."""
+    return float(
+        column.number_input(
+            label, min_value=minimum, max_value=0.49, value=value, step=0.01, format="%.2f", key=key, help=help_text
+        )
     )
 
 
