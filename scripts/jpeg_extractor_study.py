@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_auc_score
 
 from engine.api import residuals_of
@@ -26,7 +25,7 @@ from engine.data.images import LoadedImage, list_images, load_images
 from engine.data.perturb import perturb
 from engine.data.reference_pool import build_pool
 from engine.method.jpeg_coefficients import sign_leans
-from engine.method.jpeg_reader import periodic_features
+from engine.method.jpeg_reader import discriminant, periodic_features
 from engine.storage.store import Store
 
 FIT_SIZE = 64
@@ -65,7 +64,7 @@ def main(data: Path, generator: str, targets: list[str], extractors: list[str], 
             negatives = np.r_[feats["real"][fit_real], feats["pool"]]
             x = np.r_[negatives, feats[generator][fit_fake]]
             y = np.r_[np.zeros(len(negatives)), np.ones(FIT_SIZE)]
-            reader = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, y)
+            reader = discriminant().fit(x, y)
             held_out = reader.decision_function(feats["real"][~fit_scenes])
             for target in targets:
                 scores = reader.decision_function(feats[target])

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_auc_score
 
 from engine.api import residuals_of
@@ -28,7 +27,7 @@ from engine.data.reference_pool import build_pool
 from engine.data.splits import group_of
 from engine.method.config import TrainConfig
 from engine.method.jpeg_coefficients import sign_leans
-from engine.method.jpeg_reader import periodic_features
+from engine.method.jpeg_reader import discriminant, periodic_features
 from engine.storage.store import Store
 
 QUALITIES = ("jpeg90", "jpeg75", "jpeg50")
@@ -72,7 +71,7 @@ def main(data: Path, generator: str, targets: list[str]) -> None:
                 [np.r_[pick(feats["real"][q], which, fit_real), pick(feats["pool"][q], which)] for q in QUALITIES]
             )
             x_fake = np.concatenate([pick(feats[generator][q], which, fit_fake) for q in QUALITIES])
-            lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+            lda = discriminant()
             lda.fit(np.r_[x_real, x_fake], np.r_[np.zeros(len(x_real)), np.ones(len(x_fake))])
             for quality in QUALITIES:
                 real = lda.decision_function(pick(feats["real"][quality], which, held_out))

@@ -86,13 +86,26 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# TrainConfig fields dif bench passes on when given (None: dif train's default)
+TRAIN_OVERRIDES = (
+    "loss",
+    "margin",
+    "lr",
+    "decision",
+    "target_fpr",
+    "jpeg_target_fpr",
+    "watermark_share",
+    "unet_pools",
+    "augment_copies",
+)
+
+
 def _train_overrides(args) -> dict:
     """TrainConfig fields given on the command line (the rest keep dif train's defaults)."""
     out = {"steps": args.steps, "crop": args.crop, "border": args.border, "extractor": args.extractor}
     if getattr(args, "no_watermark_match", False):
         out["watermark_match"] = False
-    keys = ("loss", "margin", "lr", "decision", "target_fpr", "jpeg_target_fpr", "watermark_share", "unet_pools")
-    for key in (*keys, "augment_copies"):
+    for key in TRAIN_OVERRIDES:
         value = getattr(args, key)
         if value is not None:
             out[key] = value

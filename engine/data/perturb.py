@@ -74,6 +74,7 @@ def random_offset_of(pixels: np.ndarray) -> tuple[int, int]:
 
 
 def _random_offset(pixels: np.ndarray) -> np.ndarray:
+    """``crop-random``: the copy shifted by ``random_offset_of``."""
     return shift(pixels, *random_offset_of(pixels))
 
 

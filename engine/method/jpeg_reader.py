@@ -40,6 +40,12 @@ def periodic_features(residuals: torch.Tensor) -> np.ndarray:
     return coefficients.reshape(len(part), -1)
 
 
+def discriminant() -> LinearDiscriminantAnalysis:
+    """The reader's classifier, unfitted: Fisher's discriminant with Ledoit-Wolf shrinkage (a few hundred
+    images for up to 255 features). Studies that refit the reader call this so they fit the same one."""
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+
+
 def fit_reader(
     real: np.ndarray, fake: np.ndarray, real_leans: np.ndarray | None = None, fake_leans: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -60,7 +66,7 @@ def fit_reader(
     features = np.concatenate([real, fake])
     if leans:
         features = np.concatenate([features, np.concatenate([real_leans, fake_leans])], axis=1)
-    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    lda = discriminant()
     lda.fit(features, np.r_[np.zeros(len(real)), np.ones(len(fake))])
     coefficients = lda.coef_[0]
     weights = coefficients[: real.shape[1]].reshape(-1, PERIOD, PERIOD).copy()
